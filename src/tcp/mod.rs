@@ -1,0 +1,1 @@
+//! Stage 2: TCP flows from packets.
