@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod capture;
+pub mod maillog;
 pub mod smtp;
 pub mod tcp;
 pub mod types;

@@ -1,0 +1,1 @@
+//! Stage: ESA `mail_logs` text to ICID and MID lifecycles.
