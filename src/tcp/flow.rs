@@ -1,0 +1,497 @@
+//! The flow table: TCP connections keyed by their 4-tuple.
+//!
+//! Contract: [`FlowTable::process`] takes each decoded [`Packet`] in capture order, finds or
+//! creates its connection (a new SYN after a close, or with another ISN, starts a new one: port
+//! reuse), records the TCP facts of each side (SYN, first FIN and first RST with TTL and IP ID,
+//! retransmissions, zero windows, bytes the capture lost), and hands the reassembled payload of
+//! each side to the connection's [`StreamSink`] in the order it became contiguous. It does not
+//! interpret payload. Connections that are closed and quiet, or idle for long, are finished
+//! early so memory follows the number of open connections; [`FlowTable::finish_all`] finishes
+//! the rest at the end of the capture.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+
+use serde::Serialize;
+
+use super::assembler::Assembler;
+use super::seq::SeqNumber;
+use crate::capture::{FrameRef, Packet};
+use crate::types::{Side, Timestamp};
+
+/// Receives one connection's reassembled byte streams.
+pub trait StreamSink {
+    /// Bytes of `side`, contiguous with what came before (or after a [`StreamSink::gap`]).
+    fn data(&mut self, side: Side, at: Timestamp, bytes: &[u8]);
+    /// `bytes` of `side` were sent but are not in the capture.
+    fn gap(&mut self, side: Side, at: Timestamp, bytes: u64);
+}
+
+#[derive(Debug, Clone)]
+pub struct FlowConfig {
+    /// Ports a server listens on for SMTP; used to tell client from server when no SYN is seen.
+    pub server_ports: Vec<u16>,
+    /// Out-of-order bytes held per direction before new ones are dropped (and reported).
+    pub max_pending_bytes: usize,
+    /// A closed connection is finished once quiet this long (capture time).
+    pub closed_linger: Timestamp,
+    /// An open connection is finished once idle this long (capture time).
+    pub idle_timeout: Timestamp,
+}
+
+impl Default for FlowConfig {
+    fn default() -> Self {
+        FlowConfig {
+            server_ports: vec![25, 587, 2525, 465],
+            max_pending_bytes: 4 << 20,
+            closed_linger: Timestamp::from_secs(120),
+            idle_timeout: Timestamp::from_secs(2 * 3600),
+        }
+    }
+}
+
+/// A FIN or RST as it was seen.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct CloseEvent {
+    pub at: Timestamp,
+    pub frame: FrameRef,
+    pub ttl: u8,
+    pub ip_id: Option<u16>,
+    pub seq: u32,
+}
+
+/// What one side of a connection sent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SideStats {
+    pub packets: u64,
+    /// Payload bytes as the IP headers state them (captured or not).
+    pub payload_bytes: u64,
+    pub syn_at: Option<Timestamp>,
+    pub first_fin: Option<CloseEvent>,
+    pub first_rst: Option<CloseEvent>,
+    pub rst_packets: u32,
+    /// Segments that carried bytes already received.
+    pub retransmissions: u64,
+    pub zero_windows: u64,
+    pub ttl_min: Option<u8>,
+    pub ttl_max: Option<u8>,
+    /// Bytes of the stream that are not in the capture (lost before the capture point).
+    pub gap_bytes: u64,
+    /// Payload bytes cut off by the capture's snapshot length.
+    pub snaplen_cut_bytes: u64,
+    pub first_at: Option<Timestamp>,
+    pub last_at: Option<Timestamp>,
+    pub last_payload_at: Option<Timestamp>,
+    /// Packets this side sent after its own first RST.
+    pub packets_after_rst: u32,
+}
+
+/// Something odd on the TCP level, with its provenance.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TcpAnomaly {
+    /// The capture starts after the handshake: the first bytes may be mid-line.
+    MidstreamStart { frame: FrameRef, at: Timestamp },
+    /// Bytes of `side` missing from the capture.
+    Gap { side: Side, frame: FrameRef, at: Timestamp, bytes: u64 },
+    /// A retransmission or overlap carried bytes different from the first copy.
+    OverlapConflict { side: Side, frame: FrameRef, at: Timestamp },
+    /// The out-of-order buffer was full; bytes were dropped.
+    BufferFull { side: Side, frame: FrameRef, at: Timestamp, dropped_bytes: u64 },
+    /// Payload cut by the snapshot length (first packet only; the total is in the side stats).
+    SnaplenCut { side: Side, frame: FrameRef, at: Timestamp },
+}
+
+/// The TCP facts of one finished connection.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TcpConnection {
+    pub client: SocketAddr,
+    pub server: SocketAddr,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+    pub first_frame: FrameRef,
+    pub last_frame: FrameRef,
+    /// The three-way handshake was seen (SYN, SYN-ACK).
+    pub handshake_seen: bool,
+    pub from_client: SideStats,
+    pub from_server: SideStats,
+    /// The capture ended (or the connection went idle) before either side closed.
+    pub open_at_end: bool,
+    pub anomalies: Vec<TcpAnomaly>,
+}
+
+impl TcpConnection {
+    pub fn side(&self, side: Side) -> &SideStats {
+        match side {
+            Side::Client => &self.from_client,
+            Side::Server => &self.from_server,
+        }
+    }
+
+    /// The first FIN of the connection and the side that sent it.
+    pub fn first_fin(&self) -> Option<(Side, CloseEvent)> {
+        earliest(self.from_client.first_fin, self.from_server.first_fin)
+    }
+
+    /// The first RST of the connection and the side that sent it.
+    pub fn first_rst(&self) -> Option<(Side, CloseEvent)> {
+        earliest(self.from_client.first_rst, self.from_server.first_rst)
+    }
+}
+
+fn earliest(c: Option<CloseEvent>, s: Option<CloseEvent>) -> Option<(Side, CloseEvent)> {
+    match (c, s) {
+        (Some(c), Some(s)) if (s.at, s.frame) < (c.at, c.frame) => Some((Side::Server, s)),
+        (Some(c), _) => Some((Side::Client, c)),
+        (None, Some(s)) => Some((Side::Server, s)),
+        (None, None) => None,
+    }
+}
+
+/// Reassembly state of one direction.
+#[derive(Debug)]
+struct Stream {
+    /// Sequence number of stream offset `assembler.next_offset()`; None until known.
+    next_seq: Option<SeqNumber>,
+    assembler: Assembler,
+    /// Stream offset where the FIN sits, once seen.
+    fin_offset: Option<u64>,
+}
+
+impl Stream {
+    fn new(cap: usize) -> Self {
+        Stream { next_seq: None, assembler: Assembler::new(cap), fin_offset: None }
+    }
+
+    /// Stream offset of `seq`, if the stream's origin is known and `seq` is not before it.
+    fn offset(&self, seq: SeqNumber) -> Option<i64> {
+        let next_seq = self.next_seq?;
+        Some(self.assembler.next_offset() as i64 + (seq - next_seq) as i64)
+    }
+}
+
+struct Conn<S> {
+    facts: TcpConnection,
+    streams: [Stream; 2],
+    client_isn: Option<SeqNumber>,
+    sink: S,
+}
+
+fn idx(side: Side) -> usize {
+    match side {
+        Side::Client => 0,
+        Side::Server => 1,
+    }
+}
+
+type FlowKey = (IpAddr, u16, IpAddr, u16);
+
+fn key_of(a: SocketAddr, b: SocketAddr) -> FlowKey {
+    if (a.ip(), a.port()) <= (b.ip(), b.port()) {
+        (a.ip(), a.port(), b.ip(), b.port())
+    } else {
+        (b.ip(), b.port(), a.ip(), a.port())
+    }
+}
+
+pub struct FlowTable<S> {
+    config: FlowConfig,
+    flows: HashMap<FlowKey, Conn<S>>,
+    finished: Vec<(TcpConnection, S)>,
+    last_sweep: Timestamp,
+}
+
+impl<S: StreamSink> FlowTable<S> {
+    pub fn new(config: FlowConfig) -> Self {
+        FlowTable { config, flows: HashMap::new(), finished: Vec::new(), last_sweep: Timestamp(i64::MIN) }
+    }
+
+    /// Connections currently open.
+    pub fn open_connections(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// Takes the connections finished so far.
+    pub fn drain_finished(&mut self) -> std::vec::Drain<'_, (TcpConnection, S)> {
+        self.finished.drain(..)
+    }
+
+    /// Finishes every connection still open (end of capture) and returns all finished ones.
+    pub fn finish_all(mut self) -> Vec<(TcpConnection, S)> {
+        let keys: Vec<FlowKey> = self.flows.keys().copied().collect();
+        for k in keys {
+            if let Some(conn) = self.flows.remove(&k) {
+                let done = finish(conn);
+                self.finished.push(done);
+            }
+        }
+        self.finished
+    }
+
+    /// Processes one packet; `new_sink` makes the sink of a new connection from its client and
+    /// server addresses.
+    pub fn process(&mut self, pkt: &Packet<'_>, new_sink: &mut dyn FnMut(SocketAddr, SocketAddr) -> S) {
+        let src = SocketAddr::new(pkt.src, pkt.src_port);
+        let dst = SocketAddr::new(pkt.dst, pkt.dst_port);
+        let key = key_of(src, dst);
+        let pure_syn = pkt.flags.syn && !pkt.flags.ack;
+
+        if pure_syn {
+            if let Some(conn) = self.flows.get(&key) {
+                let same_isn = conn.client_isn == Some(SeqNumber(pkt.seq)) && conn.facts.client == src;
+                let closed = conn.facts.from_client.first_rst.is_some()
+                    || conn.facts.from_server.first_rst.is_some()
+                    || (conn.facts.from_client.first_fin.is_some() && conn.facts.from_server.first_fin.is_some());
+                let isn_changed = conn.client_isn.is_some() && !same_isn;
+                if closed && !same_isn || isn_changed {
+                    // Port reuse: the old connection is over; this SYN opens a new one.
+                    if let Some(old) = self.flows.remove(&key) {
+                        self.finished.push(finish(old));
+                    }
+                }
+            }
+        }
+
+        let config = &self.config;
+        let conn = self.flows.entry(key).or_insert_with(|| {
+            let (client, server) = orient(pkt, src, dst, &config.server_ports);
+            Conn {
+                facts: TcpConnection {
+                    client,
+                    server,
+                    first_seen: pkt.ts,
+                    last_seen: pkt.ts,
+                    first_frame: pkt.frame,
+                    last_frame: pkt.frame,
+                    handshake_seen: false,
+                    from_client: SideStats::default(),
+                    from_server: SideStats::default(),
+                    open_at_end: false,
+                    anomalies: Vec::new(),
+                },
+                streams: [Stream::new(config.max_pending_bytes), Stream::new(config.max_pending_bytes)],
+                client_isn: None,
+                sink: new_sink(client, server),
+            }
+        });
+        on_packet(conn, pkt, src);
+
+        if pkt.ts.0 - self.last_sweep.0 >= Timestamp::NANOS_PER_SEC * 10 {
+            self.last_sweep = pkt.ts;
+            self.sweep(pkt.ts);
+        }
+    }
+
+    /// Finishes connections that are closed and quiet, or idle too long.
+    fn sweep(&mut self, now: Timestamp) {
+        let linger = self.config.closed_linger.0;
+        let idle = self.config.idle_timeout.0;
+        let done: Vec<FlowKey> = self
+            .flows
+            .iter()
+            .filter(|(_, c)| {
+                let f = &c.facts;
+                let quiet = now.0 - f.last_seen.0;
+                let closed = f.from_client.first_rst.is_some()
+                    || f.from_server.first_rst.is_some()
+                    || (f.from_client.first_fin.is_some() && f.from_server.first_fin.is_some());
+                (closed && quiet >= linger) || quiet >= idle
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for k in done {
+            if let Some(conn) = self.flows.remove(&k) {
+                self.finished.push(finish(conn));
+            }
+        }
+    }
+}
+
+/// Decides which end is the client of a connection first seen with `pkt`.
+fn orient(pkt: &Packet<'_>, src: SocketAddr, dst: SocketAddr, server_ports: &[u16]) -> (SocketAddr, SocketAddr) {
+    if pkt.flags.syn {
+        return if pkt.flags.ack { (dst, src) } else { (src, dst) };
+    }
+    let dst_is_server = server_ports.contains(&dst.port());
+    let src_is_server = server_ports.contains(&src.port());
+    match (src_is_server, dst_is_server) {
+        (false, true) => (src, dst),
+        (true, false) => (dst, src),
+        // Neither or both: the lower port is usually the listener.
+        _ if src.port() < dst.port() => (dst, src),
+        _ => (src, dst),
+    }
+}
+
+fn on_packet<S: StreamSink>(conn: &mut Conn<S>, pkt: &Packet<'_>, src: SocketAddr) {
+    let side = if src == conn.facts.client { Side::Client } else { Side::Server };
+    let facts = &mut conn.facts;
+    facts.last_seen = facts.last_seen.max(pkt.ts);
+    facts.last_frame = pkt.frame;
+    let stats = match side {
+        Side::Client => &mut facts.from_client,
+        Side::Server => &mut facts.from_server,
+    };
+    stats.packets += 1;
+    stats.first_at.get_or_insert(pkt.ts);
+    stats.last_at = Some(pkt.ts);
+    stats.ttl_min = Some(stats.ttl_min.map_or(pkt.ttl, |t| t.min(pkt.ttl)));
+    stats.ttl_max = Some(stats.ttl_max.map_or(pkt.ttl, |t| t.max(pkt.ttl)));
+    if stats.first_rst.is_some() {
+        stats.packets_after_rst += 1;
+    }
+    if pkt.window == 0 && !pkt.flags.rst && !pkt.flags.syn && !pkt.flags.fin {
+        stats.zero_windows += 1;
+    }
+    let event = CloseEvent { at: pkt.ts, frame: pkt.frame, ttl: pkt.ttl, ip_id: pkt.ip_id, seq: pkt.seq };
+
+    let seq = SeqNumber(pkt.seq);
+    let payload_len = pkt.payload.len() as u32 + pkt.payload_missing;
+    stats.payload_bytes += payload_len as u64;
+
+    if pkt.flags.syn {
+        stats.syn_at.get_or_insert(pkt.ts);
+        if side == Side::Client && !pkt.flags.ack {
+            conn.client_isn = Some(seq);
+        }
+        if side == Side::Server && pkt.flags.ack {
+            facts.handshake_seen = true;
+        }
+        let stream = &mut conn.streams[idx(side)];
+        if stream.next_seq.is_none() {
+            stream.next_seq = Some(seq + 1);
+        }
+    }
+    if pkt.flags.rst {
+        stats.rst_packets += 1;
+        stats.first_rst.get_or_insert(event);
+    }
+
+    // The peer's ACK tells how far this side's stream really went: what it acknowledges but the
+    // capture never had was lost before the capture point.
+    if pkt.flags.ack && !pkt.flags.rst {
+        let other = side.other();
+        skip_acked_hole(conn, other, SeqNumber(pkt.ack), pkt);
+    }
+
+    let facts = &mut conn.facts;
+    let stats = match side {
+        Side::Client => &mut facts.from_client,
+        Side::Server => &mut facts.from_server,
+    };
+    let stream = &mut conn.streams[idx(side)];
+    if payload_len > 0 && !pkt.flags.syn {
+        if stream.next_seq.is_none() {
+            stream.next_seq = Some(seq);
+            if !facts.anomalies.iter().any(|a| matches!(a, TcpAnomaly::MidstreamStart { .. })) {
+                facts.anomalies.push(TcpAnomaly::MidstreamStart { frame: pkt.frame, at: pkt.ts });
+            }
+        }
+        stats.last_payload_at = Some(pkt.ts);
+        if let Some(offset) = stream.offset(seq) {
+            let (offset, data) = if offset < 0 {
+                // Bytes before the stream's origin (e.g. a retransmission of the SYN's data).
+                let skip = (-offset) as usize;
+                (0u64, pkt.payload.get(skip..).unwrap_or(&[]))
+            } else {
+                (offset as u64, pkt.payload)
+            };
+            let sink = &mut conn.sink;
+            let at = pkt.ts;
+            let r = stream.assembler.insert(offset, data, &mut |b| sink.data(side, at, b));
+            if r.duplicate_bytes > 0 {
+                stats.retransmissions += 1;
+            }
+            if r.conflict {
+                facts.anomalies.push(TcpAnomaly::OverlapConflict { side, frame: pkt.frame, at: pkt.ts });
+            }
+            if r.dropped_bytes > 0 {
+                facts.anomalies.push(TcpAnomaly::BufferFull {
+                    side,
+                    frame: pkt.frame,
+                    at: pkt.ts,
+                    dropped_bytes: r.dropped_bytes,
+                });
+            }
+            if pkt.payload_missing > 0 {
+                stats.snaplen_cut_bytes += pkt.payload_missing as u64;
+                if stats.snaplen_cut_bytes == pkt.payload_missing as u64 {
+                    facts.anomalies.push(TcpAnomaly::SnaplenCut { side, frame: pkt.frame, at: pkt.ts });
+                }
+                // The cut bytes will never be seen: skip them now if they are next in line.
+                let cut_end = offset + pkt.payload.len() as u64 + pkt.payload_missing as u64;
+                if stream.assembler.next_offset() == offset + data.len() as u64 {
+                    let skipped = cut_end - stream.assembler.next_offset();
+                    sink.gap(side, at, skipped);
+                    stream.assembler.skip_hole(Some(cut_end), &mut |b| sink.data(side, at, b));
+                }
+            }
+        }
+    }
+    if pkt.flags.fin {
+        stats.first_fin.get_or_insert(event);
+        if stream.fin_offset.is_none() {
+            stream.fin_offset = stream.offset(seq + payload_len).and_then(|o| u64::try_from(o).ok());
+        }
+    }
+}
+
+/// Skips the hole in `side`'s stream up to what its peer acknowledged, reporting it as a gap.
+fn skip_acked_hole<S: StreamSink>(conn: &mut Conn<S>, side: Side, ack: SeqNumber, pkt: &Packet<'_>) {
+    let stream = &mut conn.streams[idx(side)];
+    let Some(ack_offset) = stream.offset(ack) else { return };
+    let next = stream.assembler.next_offset() as i64;
+    // Ignore nonsense (an ACK from before the origin, or implausibly far ahead).
+    if ack_offset <= next || ack_offset - next > (1 << 30) {
+        return;
+    }
+    let mut upto = ack_offset as u64;
+    if let Some(fin) = stream.fin_offset {
+        upto = upto.min(fin);
+    }
+    // Data that is already waiting fills part of the hole: only skip to the first of it.
+    let target = stream.assembler.first_pending().map_or(upto, |p| p.min(upto));
+    if target as i64 <= next {
+        return;
+    }
+    let bytes = target - next as u64;
+    record_gap(conn, side, bytes, pkt.frame, pkt.ts);
+    let stream = &mut conn.streams[idx(side)];
+    let sink = &mut conn.sink;
+    let at = pkt.ts;
+    stream.assembler.skip_hole(Some(target), &mut |b| sink.data(side, at, b));
+}
+
+fn record_gap<S: StreamSink>(conn: &mut Conn<S>, side: Side, bytes: u64, frame: FrameRef, at: Timestamp) {
+    conn.sink.gap(side, at, bytes);
+    let stats = match side {
+        Side::Client => &mut conn.facts.from_client,
+        Side::Server => &mut conn.facts.from_server,
+    };
+    stats.gap_bytes += bytes;
+    if conn.facts.anomalies.len() < 64 {
+        conn.facts.anomalies.push(TcpAnomaly::Gap { side, frame, at, bytes });
+    }
+}
+
+/// Delivers what is still waiting behind holes and returns the connection's facts.
+fn finish<S: StreamSink>(mut conn: Conn<S>) -> (TcpConnection, S) {
+    let at = conn.facts.last_seen;
+    let frame = conn.facts.last_frame;
+    for side in [Side::Client, Side::Server] {
+        while conn.streams[idx(side)].assembler.first_pending().is_some() {
+            let stream = &conn.streams[idx(side)];
+            let (Some(p), next) = (stream.assembler.first_pending(), stream.assembler.next_offset()) else { break };
+            record_gap(&mut conn, side, p - next, frame, at);
+            let stream = &mut conn.streams[idx(side)];
+            let sink = &mut conn.sink;
+            stream.assembler.skip_hole(None, &mut |b| sink.data(side, at, b));
+        }
+    }
+    let f = &mut conn.facts;
+    f.open_at_end = f.from_client.first_fin.is_none()
+        && f.from_server.first_fin.is_none()
+        && f.from_client.first_rst.is_none()
+        && f.from_server.first_rst.is_none();
+    (conn.facts, conn.sink)
+}

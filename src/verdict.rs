@@ -1,0 +1,509 @@
+//! Stage: the verdict of one connection, from the wire alone.
+//!
+//! Contract: [`decide`] takes a connection's TCP facts and SMTP summary and returns its
+//! [`Verdict`] — `layer`, `initiator`, `cause`, `phase` — with the timestamped [`Evidence`] that
+//! decided it, following the rules of the design (docs/verdicts.md explains them for users). It
+//! reads no logs and formats nothing; the correlation stage checks verdicts against the log.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::smtp::{Phase, Reply, SessionSummary, Transaction};
+use crate::tcp::{CloseEvent, TcpConnection};
+use crate::types::{Side, Timestamp};
+
+/// How the SMTP session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layer {
+    /// Nothing was aborted: every message started was finished and the client said QUIT.
+    None,
+    /// The client ended the session with QUIT (or RSET) while a message was open.
+    Application,
+    /// TCP FIN or RST without QUIT.
+    Network,
+    /// The server gave up waiting for the client.
+    Timeout,
+    /// The server ended the session for another reason.
+    Server,
+    /// The capture does not show how it ended.
+    Unknown,
+}
+
+impl Layer {
+    pub const ALL: [Layer; 6] =
+        [Layer::None, Layer::Application, Layer::Network, Layer::Timeout, Layer::Server, Layer::Unknown];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layer::None => "none",
+            Layer::Application => "application",
+            Layer::Network => "network",
+            Layer::Timeout => "timeout",
+            Layer::Server => "server",
+            Layer::Unknown => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for Layer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who ended the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Initiator {
+    Client,
+    Server,
+    Middlebox,
+    None,
+}
+
+impl Initiator {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Initiator::Client => "client",
+            Initiator::Server => "server",
+            Initiator::Middlebox => "middlebox",
+            Initiator::None => "none",
+        }
+    }
+}
+
+impl From<Side> for Initiator {
+    fn from(s: Side) -> Self {
+        match s {
+            Side::Client => Initiator::Client,
+            Side::Server => Initiator::Server,
+        }
+    }
+}
+
+impl fmt::Display for Initiator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The machine-readable reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    /// QUIT with nothing open.
+    Quit,
+    /// QUIT after MAIL FROM was accepted, before DATA.
+    QuitBeforeData,
+    /// QUIT after DATA began, before the final reply to the message.
+    QuitDuringData,
+    /// RSET abandoned an accepted MAIL FROM, then the session ended.
+    RsetBeforeData,
+    ClientFinNoQuit,
+    ClientRst,
+    FinDuringData,
+    RstDuringData,
+    IdleTimeout,
+    ServerRejectClose,
+    ServerClose,
+    ServerRst,
+    /// After STARTTLS: the side closed TLS properly (alert) and then TCP; QUIT is hidden.
+    TlsClose,
+    /// After STARTTLS: a FIN without a TLS alert; QUIT is hidden.
+    TlsFin,
+    /// The snapshot length cut the payload: the SMTP conversation is not in the capture.
+    PayloadNotCaptured,
+    CaptureEnded,
+}
+
+impl Cause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::Quit => "quit",
+            Cause::QuitBeforeData => "quit_before_data",
+            Cause::QuitDuringData => "quit_during_data",
+            Cause::RsetBeforeData => "rset_before_data",
+            Cause::ClientFinNoQuit => "client_fin_no_quit",
+            Cause::ClientRst => "client_rst",
+            Cause::FinDuringData => "fin_during_data",
+            Cause::RstDuringData => "rst_during_data",
+            Cause::IdleTimeout => "idle_timeout",
+            Cause::ServerRejectClose => "server_reject_close",
+            Cause::ServerClose => "server_close",
+            Cause::ServerRst => "server_rst",
+            Cause::TlsClose => "tls_close",
+            Cause::TlsFin => "tls_fin",
+            Cause::PayloadNotCaptured => "payload_not_captured",
+            Cause::CaptureEnded => "capture_ended",
+        }
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One timestamped fact that the verdict rests on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub at: Option<Timestamp>,
+    pub fact: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verdict {
+    pub layer: Layer,
+    pub initiator: Initiator,
+    pub cause: Cause,
+    pub phase: Phase,
+    /// One line for the table: what happened, in words.
+    pub reason: String,
+    pub evidence: Vec<Evidence>,
+}
+
+/// Silence (seconds) after which a server's unprompted close counts as an idle timeout.
+const IDLE_SILENCE_SECS: f64 = 30.0;
+
+/// How the TCP connection first ended.
+#[derive(Debug, Clone, Copy)]
+struct End {
+    side: Side,
+    rst: bool,
+    ev: CloseEvent,
+}
+
+fn first_end(tcp: &TcpConnection) -> Option<End> {
+    let fin = tcp.first_fin().map(|(side, ev)| End { side, rst: false, ev });
+    let rst = tcp.first_rst().map(|(side, ev)| End { side, rst: true, ev });
+    match (fin, rst) {
+        (Some(f), Some(r)) => Some(if (r.ev.at, r.ev.frame) < (f.ev.at, f.ev.frame) { r } else { f }),
+        (f, r) => f.or(r),
+    }
+}
+
+fn describe_end(e: &End) -> String {
+    format!(
+        "{} {} (frame {}, TTL {}{})",
+        e.side,
+        if e.rst { "RST" } else { "FIN" },
+        e.ev.frame.number,
+        e.ev.ttl,
+        e.ev.ip_id.map(|id| format!(", IP ID {id}")).unwrap_or_default()
+    )
+}
+
+fn reply_words(r: &Reply) -> String {
+    match r.code {
+        Some(c) => format!("{c} {}", r.text).trim_end().to_string(),
+        None => format!("(no code) {}", r.text),
+    }
+}
+
+/// The transaction that was open (MAIL FROM accepted, no 2xx to its data) at the end, if any.
+fn open_transaction(smtp: &SessionSummary) -> Option<&Transaction> {
+    smtp.transactions.last().filter(|t| t.started() && !t.completed() && t.ended_by.as_deref() != Some("RSET"))
+}
+
+fn transaction_phase(t: &Transaction) -> Phase {
+    if t.data.is_some() { Phase::Data } else { Phase::Envelope }
+}
+
+/// The last time the client sent a command before `before`.
+fn client_activity_before(smtp: &SessionSummary, before: Timestamp) -> Option<Timestamp> {
+    let mut times: Vec<Timestamp> = Vec::new();
+    times.extend(smtp.first_command.as_ref().map(|c| c.at));
+    times.extend(smtp.last_command.as_ref().map(|c| c.at));
+    times.extend(smtp.greeting.as_ref().and(smtp.first_command.as_ref()).map(|c| c.at));
+    for t in &smtp.transactions {
+        times.push(t.mail_at);
+        if let Some(d) = &t.data {
+            times.push(d.command_at);
+            times.extend(d.end_at);
+        }
+    }
+    times.extend(smtp.client_last_at);
+    times.into_iter().filter(|t| *t < before).max()
+}
+
+/// The last time the server said anything before `before`.
+fn server_reply_before(smtp: &SessionSummary, before: Timestamp) -> Option<Timestamp> {
+    let mut times: Vec<Timestamp> = Vec::new();
+    times.extend(smtp.banner.as_ref().map(|r| r.at));
+    times.extend(smtp.last_reply.as_ref().map(|r| r.at));
+    for t in &smtp.transactions {
+        times.extend(t.mail_reply.as_ref().map(|r| r.at));
+        times.extend(t.rcpt_to.iter().filter_map(|r| r.reply.as_ref().map(|r| r.at)));
+        if let Some(d) = &t.data {
+            times.extend(d.go_ahead.as_ref().map(|r| r.at));
+            times.extend(d.final_reply.as_ref().map(|r| r.at));
+        }
+    }
+    times.into_iter().filter(|t| *t < before).max()
+}
+
+/// Facts about the SMTP conversation worth stating in any verdict.
+fn smtp_evidence(smtp: &SessionSummary, ev: &mut Vec<Evidence>) {
+    if let Some(b) = &smtp.banner {
+        ev.push(Evidence { at: Some(b.at), fact: format!("server banner: {}", reply_words(b)) });
+    }
+    for (i, t) in smtp.transactions.iter().enumerate() {
+        let mail = match &t.mail_reply {
+            Some(r) => format!("MAIL FROM:<{}> answered {}", t.mail_from, r.code.map_or("?".into(), |c| c.to_string())),
+            None => format!("MAIL FROM:<{}> (no reply seen)", t.mail_from),
+        };
+        let accepted = t.rcpt_to.iter().filter(|r| r.reply.as_ref().and_then(|r| r.code).is_some_and(|c| c < 300)).count();
+        let mut fact = format!("message {}: {mail}, {} RCPT ({accepted} accepted)", i + 1, t.rcpt_to.len());
+        if let Some(d) = &t.data {
+            match &d.go_ahead {
+                Some(r) => fact.push_str(&format!(", DATA answered {}", r.code.map_or("?".into(), |c| c.to_string()))),
+                None => fact.push_str(&format!(", {:?} sent", d.kind).to_uppercase().replace("DATA SENT", "DATA sent")),
+            }
+            fact.push_str(&format!(", {} body bytes", d.bytes));
+            match (&d.end_at, &d.final_reply) {
+                (Some(_), Some(r)) => fact.push_str(&format!(", final reply {}", reply_words(r))),
+                (Some(_), None) => fact.push_str(", end of data sent, no final reply"),
+                (None, _) => fact.push_str(", end of data never sent"),
+            }
+        }
+        if let Some(by) = &t.ended_by {
+            fact.push_str(&format!(", abandoned by {by}"));
+        }
+        ev.push(Evidence { at: Some(t.mail_at), fact });
+    }
+}
+
+/// Decides the verdict of one connection.
+pub fn decide(tcp: &TcpConnection, smtp: &SessionSummary) -> Verdict {
+    let mut ev: Vec<Evidence> = Vec::new();
+    smtp_evidence(smtp, &mut ev);
+    let end = first_end(tcp);
+    if let Some(e) = &end {
+        ev.push(Evidence { at: Some(e.ev.at), fact: format!("first close: {}", describe_end(e)) });
+    }
+    let quit_at = smtp.quit.as_ref().map(|q| q.at);
+    if let Some(q) = &smtp.quit {
+        let reply = q.reply.as_ref().map(|r| format!(", answered {}", reply_words(r))).unwrap_or_default();
+        ev.push(Evidence { at: Some(q.at), fact: format!("client sent QUIT{reply}") });
+    }
+
+    // Without payload the conversation cannot be judged.
+    let cut = tcp.from_client.snaplen_cut_bytes + tcp.from_server.snaplen_cut_bytes;
+    if cut > 0 && smtp.commands == 0 && smtp.replies == 0 {
+        ev.push(Evidence { at: None, fact: format!("{cut} payload bytes cut by the capture's snapshot length") });
+        let (initiator, reason) = match &end {
+            Some(e) => (Initiator::from(e.side), format!("payload not captured (snaplen); {} closed first", describe_end(e))),
+            None => (Initiator::None, "payload not captured (snaplen)".to_string()),
+        };
+        return Verdict { layer: Layer::Unknown, initiator, cause: Cause::PayloadNotCaptured, phase: smtp.phase, reason, evidence: ev };
+    }
+
+    // An unprompted 421 (or other reply) before the client closed: the server gave up waiting.
+    let client_close_at = [tcp.from_client.first_fin.map(|e| e.at), tcp.from_client.first_rst.map(|e| e.at)]
+        .into_iter()
+        .flatten()
+        .min();
+    if let Some(r) = smtp.unprompted_replies.iter().find(|r| {
+        r.code.is_some_and(|c| c == 421 || c >= 500) && client_close_at.is_none_or(|c| r.at <= c) && quit_at.is_none_or(|q| r.at <= q)
+    }) {
+        let since = client_activity_before(smtp, r.at).or(server_reply_before(smtp, r.at)).unwrap_or(tcp.first_seen);
+        let silence = r.at.seconds_since(since);
+        ev.push(Evidence {
+            at: Some(r.at),
+            fact: format!("server sent {} unprompted after {silence:.1} s without a command from the client", reply_words(r)),
+        });
+        let phase = open_transaction(smtp).map(transaction_phase).unwrap_or(phase_before_close(smtp));
+        return Verdict {
+            layer: Layer::Timeout,
+            initiator: Initiator::Server,
+            cause: Cause::IdleTimeout,
+            phase,
+            reason: format!("server timed out after {silence:.0} s of client silence ({})", r.code.unwrap_or(421)),
+            evidence: ev,
+        };
+    }
+
+    // The server closed first, before any QUIT.
+    if let Some(e) = end.filter(|e| e.side == Side::Server && quit_at.is_none_or(|q| e.ev.at < q)) {
+        return server_end(tcp, smtp, e, ev);
+    }
+
+    if smtp.tls.is_some() {
+        return tls_end(tcp, smtp, end, ev);
+    }
+
+    // QUIT before the connection closed.
+    if quit_at.is_some_and(|q| end.is_none_or(|e| q <= e.ev.at || e.side == Side::Server)) {
+        if let Some(t) = smtp.transactions.iter().rev().find(|t| t.started() && !t.completed() && t.ended_by.is_some()) {
+            let rset = t.ended_by.as_deref() == Some("RSET");
+            let (cause, phase) = match (rset, t.data.is_some()) {
+                (true, _) => (Cause::RsetBeforeData, Phase::Envelope),
+                (false, false) => (Cause::QuitBeforeData, Phase::Envelope),
+                (false, true) => (Cause::QuitDuringData, Phase::Data),
+            };
+            let what = if rset { "RSET, then QUIT," } else { "QUIT" };
+            return Verdict {
+                layer: Layer::Application,
+                initiator: Initiator::Client,
+                cause,
+                phase,
+                reason: format!("client sent {what} with message {} open ({})", smtp.transactions.len(), phase.as_str()),
+                evidence: ev,
+            };
+        }
+        let done = smtp.transactions.iter().filter(|t| t.completed()).count();
+        return Verdict {
+            layer: Layer::None,
+            initiator: Initiator::Client,
+            cause: Cause::Quit,
+            phase: Phase::Quit,
+            reason: format!("clean QUIT after {done} message(s)"),
+            evidence: ev,
+        };
+    }
+
+    let Some(e) = end else {
+        if let Some(last) = [tcp.from_client.last_at, tcp.from_server.last_at].into_iter().flatten().max() {
+            ev.push(Evidence { at: Some(last), fact: "capture ends with the connection still open".into() });
+        }
+        return Verdict {
+            layer: Layer::Unknown,
+            initiator: Initiator::None,
+            cause: Cause::CaptureEnded,
+            phase: smtp.phase,
+            reason: format!("still open when the capture ended ({})", smtp.phase.as_str()),
+            evidence: ev,
+        };
+    };
+
+    // The client (or something in its name) closed without QUIT.
+    ev.push(Evidence { at: Some(e.ev.at), fact: "no QUIT before the close".into() });
+    let phase = phase_before_close(smtp);
+    let in_data = phase == Phase::Data;
+    let cause = match (e.rst, in_data) {
+        (true, true) => Cause::RstDuringData,
+        (true, false) => Cause::ClientRst,
+        (false, true) => Cause::FinDuringData,
+        (false, false) => Cause::ClientFinNoQuit,
+    };
+    let what = if e.rst { "RST" } else { "FIN" };
+    let reason = match open_transaction(smtp) {
+        Some(t) if in_data => {
+            let bytes = t.data.as_ref().map_or(0, |d| d.bytes);
+            format!("client {what} during DATA after {bytes} bytes, no QUIT")
+        }
+        Some(_) => format!("client {what} in the envelope, no QUIT"),
+        None => format!("client {what} without QUIT ({})", phase.as_str()),
+    };
+    Verdict { layer: Layer::Network, initiator: Initiator::Client, cause, phase, reason, evidence: ev }
+}
+
+/// The phase the session was in when it ended, QUIT aside.
+fn phase_before_close(smtp: &SessionSummary) -> Phase {
+    if smtp.phase == Phase::Quit {
+        return open_transaction(smtp).map(transaction_phase).unwrap_or(Phase::Quit);
+    }
+    smtp.phase
+}
+
+fn server_end(tcp: &TcpConnection, smtp: &SessionSummary, e: End, mut ev: Vec<Evidence>) -> Verdict {
+    let phase = phase_before_close(smtp);
+    if e.rst {
+        return Verdict {
+            layer: Layer::Server,
+            initiator: Initiator::Server,
+            cause: Cause::ServerRst,
+            phase,
+            reason: format!("server RST ({})", phase.as_str()),
+            evidence: ev,
+        };
+    }
+    // A refusal (421 or 5xx) that answered the client's last command, then the close.
+    if let Some(r) = smtp.last_reply.as_ref().filter(|r| r.at <= e.ev.at && r.code.is_some_and(|c| c == 421 || c >= 500)) {
+        ev.push(Evidence { at: Some(r.at), fact: format!("server replied {} and then closed", reply_words(r)) });
+        return Verdict {
+            layer: Layer::Server,
+            initiator: Initiator::Server,
+            cause: Cause::ServerRejectClose,
+            phase,
+            reason: format!("server refused ({}) and closed", r.code.unwrap_or(0)),
+            evidence: ev,
+        };
+    }
+    // Closed while waiting for the client, after a long silence: an idle timeout without a 421.
+    let since = client_activity_before(smtp, e.ev.at).or(server_reply_before(smtp, e.ev.at)).unwrap_or(tcp.first_seen);
+    let silence = e.ev.at.seconds_since(since);
+    if smtp.unanswered == 0 && silence >= IDLE_SILENCE_SECS {
+        ev.push(Evidence { at: Some(e.ev.at), fact: format!("server closed after {silence:.1} s without a command from the client") });
+        return Verdict {
+            layer: Layer::Timeout,
+            initiator: Initiator::Server,
+            cause: Cause::IdleTimeout,
+            phase,
+            reason: format!("server closed after {silence:.0} s of client silence"),
+            evidence: ev,
+        };
+    }
+    let reason = match &smtp.banner {
+        None => "server closed before any banner".to_string(),
+        Some(_) => format!("server closed ({})", phase.as_str()),
+    };
+    Verdict { layer: Layer::Server, initiator: Initiator::Server, cause: Cause::ServerClose, phase, reason, evidence: ev }
+}
+
+fn tls_end(tcp: &TcpConnection, smtp: &SessionSummary, end: Option<End>, mut ev: Vec<Evidence>) -> Verdict {
+    let tls = smtp.tls.clone().unwrap_or_default();
+    ev.push(Evidence {
+        at: smtp.starttls.as_ref().map(|c| c.at),
+        fact: format!(
+            "STARTTLS accepted; TLS records client/server: {}/{} application data, handshake {}",
+            tls.client.application_data_records,
+            tls.server.application_data_records,
+            if tls.handshake_completed { "completed" } else { "not completed" }
+        ),
+    });
+    let Some(e) = end else {
+        return Verdict {
+            layer: Layer::Unknown,
+            initiator: Initiator::None,
+            cause: Cause::CaptureEnded,
+            phase: Phase::Tls,
+            reason: "still open (encrypted) when the capture ended".into(),
+            evidence: ev,
+        };
+    };
+    let dir = match e.side {
+        Side::Client => &tls.client,
+        Side::Server => &tls.server,
+    };
+    let alert_first = dir.first_alert_at.is_some_and(|a| a <= e.ev.at);
+    if e.rst && !alert_first {
+        ev.push(Evidence { at: Some(e.ev.at), fact: format!("{} RST without a TLS close alert", e.side) });
+        let (layer, cause) = match e.side {
+            Side::Client => (Layer::Network, Cause::ClientRst),
+            Side::Server => (Layer::Server, Cause::ServerRst),
+        };
+        return Verdict {
+            layer,
+            initiator: e.side.into(),
+            cause,
+            phase: Phase::Tls,
+            reason: format!("{} RST inside TLS, no TLS close", e.side),
+            evidence: ev,
+        };
+    }
+    let _ = tcp;
+    ev.push(Evidence {
+        at: None,
+        fact: "QUIT and the message state are inside TLS: the mail log tells whether a message was open".into(),
+    });
+    let (cause, reason) = if alert_first {
+        (Cause::TlsClose, format!("{} closed TLS (alert) then TCP; QUIT hidden by TLS", e.side))
+    } else {
+        (Cause::TlsFin, format!("{} FIN without TLS close alert; QUIT hidden by TLS", e.side))
+    };
+    Verdict { layer: Layer::Unknown, initiator: e.side.into(), cause, phase: Phase::Tls, reason, evidence: ev }
+}

@@ -1,0 +1,84 @@
+//! End-to-end: every `captures/<case>/` made by real TCP stacks gives the verdicts written in its
+//! `expected.json` (the wire facts there were read from the capture with tshark when it was made).
+
+use std::path::{Path, PathBuf};
+
+use icidtrace::analyze::{AnalyzeOptions, analyze};
+use serde_json::Value;
+
+fn cases() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .expect("captures/ exists")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("expected.json").is_file())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+fn capture_file(dir: &Path) -> PathBuf {
+    for name in ["capture.pcap", "capture.pcapng", "capture.pcap.gz"] {
+        if dir.join(name).is_file() {
+            return dir.join(name);
+        }
+    }
+    panic!("{}: no capture file", dir.display());
+}
+
+/// Compares one expected connection with the report's, field by field; returns the mismatches.
+fn compare(case: &str, want: &Value, got: &Value) -> Vec<String> {
+    let mut errs = Vec::new();
+    let mut check = |path: &[&str]| {
+        let mut w = want;
+        let mut g = got;
+        for p in path {
+            w = &w[*p];
+            g = &g[*p];
+        }
+        if w.is_null() && path.len() > 1 && want.pointer(&format!("/{}", path.join("/"))).is_none() {
+            return; // not stated in expected.json
+        }
+        // first_fin / first_rst: expected gives the side only.
+        let g = if path[0] == "close" { g.get("side").unwrap_or(g) } else { g };
+        if w != g {
+            errs.push(format!("{case} {}: {} expected {w}, got {g}", want["client"], path.join(".")));
+        }
+    };
+    for f in ["layer", "initiator", "cause", "phase"] {
+        check(&["verdict", f]);
+    }
+    for f in ["first_fin", "first_rst"] {
+        check(&["close", f]);
+    }
+    for f in ["quit", "starttls", "transactions", "completed"] {
+        check(&["smtp", f]);
+    }
+    errs
+}
+
+#[test]
+fn every_case_gives_its_expected_verdicts() {
+    let dirs = cases();
+    assert!(dirs.len() >= 14, "expected the bundled cases in captures/, found {}", dirs.len());
+    let mut errs = Vec::new();
+    for dir in dirs {
+        let case = dir.file_name().unwrap().to_string_lossy().to_string();
+        let expected: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+        let opts = AnalyzeOptions { captures: vec![capture_file(&dir).to_string_lossy().into()], ..Default::default() };
+        let report = analyze(&opts).unwrap_or_else(|e| panic!("{case}: {e}"));
+        let json = serde_json::to_value(&report).unwrap();
+        let got = json["connections"].as_array().unwrap();
+        let want = expected["connections"].as_array().unwrap();
+        if got.len() != want.len() {
+            errs.push(format!("{case}: {} connections expected, got {}", want.len(), got.len()));
+        }
+        for w in want {
+            match got.iter().find(|g| g["client"] == w["client"] && g["server"] == w["server"]) {
+                Some(g) => errs.extend(compare(&case, w, g)),
+                None => errs.push(format!("{case}: connection {} not in the report", w["client"])),
+            }
+        }
+    }
+    assert!(errs.is_empty(), "{} mismatches:\n{}", errs.len(), errs.join("\n"));
+}
