@@ -12,8 +12,12 @@
 //! [`analyze`] wires the stages together; `main.rs` only parses flags and prints.
 #![forbid(unsafe_code)]
 
+pub mod analyze;
 pub mod capture;
+pub mod cli;
 pub mod maillog;
+pub mod report;
 pub mod smtp;
 pub mod tcp;
 pub mod types;
+pub mod verdict;

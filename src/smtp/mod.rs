@@ -7,16 +7,33 @@
 //! matches replies to commands in order (PIPELINING), follows DATA and BDAT, counts message
 //! bodies without storing them, watches TLS record types after STARTTLS, and never keeps AUTH
 //! credentials. Memory per session is bounded: a partial line is capped, text is truncated.
+//!
+//! Layout: the model types below are the contract with the verdict stage; the parsing lives in
+//! submodules ([`line`] splitting and text hygiene, [`command`], [`reply`], [`body`] for DATA,
+//! [`tls`] for record watching) and the state machine in [`session`].
 
 use serde::Serialize;
 
 use crate::types::{Side, Timestamp};
 
+mod body;
+mod command;
+mod line;
+mod reply;
+mod session;
+#[cfg(test)]
+mod tests;
+mod tls;
+
+pub use session::Session;
+
 /// The SMTP step a session is in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
-    /// Connected, no banner (220) received yet.
+    /// Connected, no banner (220) received yet. Commands the client sends before the banner
+    /// (or in a capture that lacks the server's direction) do not move a session out of it.
+    #[default]
     Banner,
     /// Banner received; EHLO/HELO, AUTH, STARTTLS; no MAIL FROM yet.
     Greeting,
@@ -48,7 +65,7 @@ impl Phase {
 
 /// A reply as far as the verdict needs it: the code (None for a line without a code), the
 /// time its last line was seen, and its text (first line, truncated).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Reply {
     pub code: Option<u16>,
     pub at: Timestamp,
@@ -57,25 +74,29 @@ pub struct Reply {
 
 /// A command verb and when it was sent. Arguments are kept only where they are envelope data
 /// (MAIL FROM, RCPT TO addresses, EHLO host), never for AUTH.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Command {
     /// Upper-cased verb (`EHLO`, `MAIL`, `RCPT`, `DATA`, `BDAT`, `QUIT`, ...), or `?` when the
     /// line is not a command.
     pub verb: String,
     pub at: Timestamp,
-    /// The reply it got, when one was seen.
+    /// The reply it got, when one was seen. For AUTH the final one (not the 334 challenges).
     pub reply: Option<Reply>,
+    /// The argument where it is envelope data or harmless: the MAIL FROM / RCPT TO address,
+    /// the EHLO host, the AUTH mechanism (never its initial response), `n` or `n LAST` for BDAT.
+    pub arg: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DataKind {
+    #[default]
     Data,
     Bdat,
 }
 
 /// Message data of one transaction.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct MessageData {
     pub kind: DataKind,
     /// DATA (or the first BDAT) sent.
@@ -84,14 +105,19 @@ pub struct MessageData {
     pub go_ahead: Option<Reply>,
     /// End of data sent by the client (the `.` line, or the BDAT ... LAST chunk complete).
     pub end_at: Option<Timestamp>,
-    /// Message bytes the client sent (after 354 up to the end mark, or BDAT chunk bytes).
+    /// Message bytes the client sent (after 354 up to the end mark, or BDAT chunk bytes), as on
+    /// the wire: dot-stuffing included, the closing `.` line not; bytes lost in a capture gap
+    /// inside the body are included.
     pub bytes: u64,
     /// The final reply to the message data.
     pub final_reply: Option<Reply>,
+    /// The error reply to DATA itself (e.g. 503/554: no body was accepted, the transaction may
+    /// go on), or the first error reply to a BDAT chunk that was not the last one.
+    pub refused: Option<Reply>,
 }
 
 /// One mail transaction: from MAIL FROM to the final reply to its data, or to RSET/QUIT/end.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Transaction {
     pub mail_at: Timestamp,
     /// The reverse-path as sent, without angle brackets (`""` for the null sender).
@@ -99,8 +125,12 @@ pub struct Transaction {
     pub mail_reply: Option<Reply>,
     pub rcpt_to: Vec<Recipient>,
     pub data: Option<MessageData>,
-    /// How the transaction ended when it was not completed: `RSET`, `QUIT`, or None.
+    /// How the transaction ended when it was not completed: `RSET`, `QUIT` (or `EHLO`/`HELO`/
+    /// `LHLO`, which also reset a transaction), sent after MAIL FROM was accepted and before the
+    /// client finished the message data; None otherwise.
     pub ended_by: Option<String>,
+    /// Recipients not kept in `rcpt_to` because of the per-transaction cap.
+    pub rcpt_dropped: u32,
 }
 
 impl Transaction {
@@ -118,7 +148,7 @@ impl Transaction {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Recipient {
     pub address: String,
     pub reply: Option<Reply>,
@@ -151,7 +181,11 @@ pub struct TlsSummary {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum SmtpAnomaly {
     /// Bytes were lost on this side; parsing resumed at the next line.
-    Gap { side: Side, at: Timestamp, bytes: u64 },
+    Gap {
+        side: Side,
+        at: Timestamp,
+        bytes: u64,
+    },
     /// A line longer than the cap; the rest of it was skipped.
     LineTooLong { side: Side, at: Timestamp },
     /// The client sent commands before the server's banner.
@@ -160,40 +194,76 @@ pub enum SmtpAnomaly {
     ReplyWithoutCode { at: Timestamp, text: String },
     /// A reply that answered no outstanding command (e.g. an unprompted 421).
     UnpromptedReply { at: Timestamp, code: Option<u16> },
-    /// A client line that is not a known command.
+    /// A client line that is not a known command (`verb` is the first token, at most 20
+    /// characters, or `<binary>` / `<empty>`).
     UnknownCommand { at: Timestamp, verb: String },
+    /// STARTTLS was accepted but the stream went on in plaintext SMTP: a capture taken where
+    /// TLS is terminated (decrypted). Parsing went back to SMTP.
+    PlaintextAfterStarttls { at: Timestamp },
+    /// The client sent a TLS handshake where an SMTP command was expected (a client speaking
+    /// implicit TLS to a plaintext listener).
+    TlsWithoutStarttls { at: Timestamp },
+    /// No reply to `verb` (DATA or STARTTLS) was seen before the client had sent 64 KiB more,
+    /// or before the capture ended; the client's bytes were read as if it had been accepted
+    /// (message body, TLS records). Usual in a capture of the client's direction only.
+    ReplyAssumed { at: Timestamp, verb: String },
+    /// The side's last line had no line end when the capture ended; it was read anyway (only a
+    /// client `QUIT` or a complete-looking server reply).
+    UnterminatedLine { side: Side, at: Timestamp },
 }
 
 /// Everything the later stages know of a session's SMTP. Small and owned.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct SessionSummary {
+    /// The server's first reply (usually 220; 421 or 554 when it refuses the connection), even
+    /// when the client pipelined commands before it.
     pub banner: Option<Reply>,
-    /// EHLO/HELO/LHLO verb and the host name it gave.
+    /// EHLO/HELO/LHLO verb and the host name it gave (the last one, e.g. after STARTTLS).
     pub greeting: Option<(String, String)>,
     /// STARTTLS sent (its reply inside), or None.
     pub starttls: Option<Command>,
-    /// Client and server switched to TLS (STARTTLS answered 220).
+    /// Client and server switched to TLS (STARTTLS answered 220 and TLS records followed, or
+    /// implicit TLS from the first byte). None when the capture shows plaintext after the 220
+    /// (see [`SmtpAnomaly::PlaintextAfterStarttls`]).
     pub tls: Option<TlsSummary>,
     /// AUTH mechanism and its final reply; credentials are never kept.
     pub auth: Option<Command>,
     pub transactions: Vec<Transaction>,
+    /// The client's QUIT (with its 221 when seen). A QUIT without line end at the very end of
+    /// the capture counts, with an [`SmtpAnomaly::UnterminatedLine`].
     pub quit: Option<Command>,
+    /// First and last command lines (lines that are no command have verb `?`), with replies.
     pub first_command: Option<Command>,
     pub last_command: Option<Command>,
+    /// The last reply of any kind (banner, answer, or unprompted).
     pub last_reply: Option<Reply>,
     /// Replies the server sent when no command was waiting for one (an unprompted 421 after
     /// an idle timeout is the usual case), in order.
     pub unprompted_replies: Vec<Reply>,
-    /// Commands still waiting for a reply at the end.
+    /// Commands still waiting for a reply at the end (ends of message data and AUTH responses
+    /// count too: the server owes a reply for each).
     pub unanswered: u32,
+    /// Client command lines, including unknown ones, excluding message data and AUTH responses.
     pub commands: u32,
+    /// Complete server replies (a multi-line reply is one).
     pub replies: u32,
+    /// Bytes seen from each side (capture gaps not included).
     pub client_bytes: u64,
     pub server_bytes: u64,
-    /// Last time the client sent anything (command or data bytes).
+    /// Last time the client sent anything (command or data bytes, or bytes lost in a gap).
     pub client_last_at: Option<Timestamp>,
     /// Last time the server sent anything.
     pub server_last_at: Option<Timestamp>,
+    /// Where the session was at the end. `Banner` as long as no reply was seen, even if the
+    /// client sent commands (ahead of the banner, or in a capture without the server's side:
+    /// `server_bytes == 0` tells that case).
     pub phase: Phase,
     pub anomalies: Vec<SmtpAnomaly>,
+    /// Anomalies not kept in `anomalies` because of the cap (32).
+    pub anomalies_dropped: u32,
+    /// Oldest transactions not kept in `transactions` because of the cap (10,000); the newest
+    /// are kept, as the state at the end is what the verdict needs.
+    pub transactions_dropped: u64,
+    /// Unprompted replies not kept in `unprompted_replies` because of the cap (32).
+    pub unprompted_dropped: u32,
 }

@@ -276,7 +276,7 @@ impl<S: StreamSink> FlowTable<S> {
         });
         on_packet(conn, pkt, src);
 
-        if pkt.ts.0 - self.last_sweep.0 >= Timestamp::NANOS_PER_SEC * 10 {
+        if pkt.ts.0.saturating_sub(self.last_sweep.0) >= Timestamp::NANOS_PER_SEC * 10 {
             self.last_sweep = pkt.ts;
             self.sweep(pkt.ts);
         }
@@ -291,7 +291,7 @@ impl<S: StreamSink> FlowTable<S> {
             .iter()
             .filter(|(_, c)| {
                 let f = &c.facts;
-                let quiet = now.0 - f.last_seen.0;
+                let quiet = now.0.saturating_sub(f.last_seen.0);
                 let closed = f.from_client.first_rst.is_some()
                     || f.from_server.first_rst.is_some()
                     || (f.from_client.first_fin.is_some() && f.from_server.first_fin.is_some());

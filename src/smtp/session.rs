@@ -1,0 +1,1197 @@
+//! The SMTP session state machine.
+//!
+//! Contract: [`Session`] is fed each side's bytes in the order they became contiguous on the
+//! wire and told about capture gaps; [`Session::summary`] says what happened. The result does
+//! not depend on how a side's bytes were cut into calls.
+//!
+//! How it works, and why:
+//! - Each side has a mode. The client is in `Command` (lines), `Hold` (right after DATA or
+//!   STARTTLS, until their reply), `Body` (DATA body, scanned for the end mark), `Chunk` (BDAT
+//!   bytes, counted), or TLS. The server is in `Reply` (lines) or TLS.
+//! - PIPELINING: every command (and each end of message data, and each SASL response) is queued
+//!   in `waiting`; each final reply answers the oldest entry. The first reply of the session is
+//!   the banner, even when the client pipelined commands before it.
+//! - `Hold`: the client enters the body only when the 354 arrives, and its commands stay
+//!   commands if DATA is refused (a client that sends its body anyway gets a 500 per line).
+//!   Bytes that arrive before that reply are held (at most 64 KiB) and replayed once the reply
+//!   is known. Past the bound, or when the capture ends with no reply (one-sided capture), the
+//!   body is assumed. STARTTLS holds the same way, since the client's bytes after it are TLS
+//!   only if the server said 220.
+//! - After STARTTLS is accepted, the first byte either side sends decides: a TLS record type
+//!   means TLS records from here on (both directions), a letter or digit means the capture holds
+//!   decrypted plaintext and SMTP parsing resumes.
+//! - Memory is bounded: lines at 4 KiB, held bytes at 64 KiB, waiting commands at 1,024,
+//!   transactions at 10,000 (newest kept), recipients at 1,000 per transaction and 10,000 per
+//!   session, anomalies and unprompted replies at 32; what is cut is counted.
+
+use std::collections::VecDeque;
+use std::mem;
+
+use crate::types::{Side, Timestamp};
+
+use super::body::BodyScan;
+use super::command::{self, Parsed};
+use super::line::{LineBuf, strip_cr};
+use super::reply::{self, ReplyLine};
+use super::tls::{self, TlsWatch};
+use super::{
+    Command, DataKind, MessageData, Phase, Recipient, Reply, SessionSummary, SmtpAnomaly,
+    TlsSummary, Transaction,
+};
+
+pub(crate) const MAX_ANOMALIES: usize = 32;
+pub(crate) const MAX_UNPROMPTED: usize = 32;
+pub(crate) const MAX_TRANSACTIONS: usize = 10_000;
+pub(crate) const MAX_RCPTS_PER_TX: usize = 1_000;
+pub(crate) const MAX_RCPTS: usize = 10_000;
+pub(crate) const MAX_WAITING: usize = 1_024;
+/// Client bytes held while the reply to DATA or STARTTLS is not known yet.
+pub(crate) const MAX_HOLD: usize = 64 * 1024;
+/// Separate held pieces (each call with a new timestamp, each gap makes one).
+const MAX_HOLD_ITEMS: usize = 1_024;
+
+/// TLS ClientHello record start: content type handshake, version 3.x.
+const TLS_HANDSHAKE_START: [u8; 2] = [0x16, 0x03];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HoldFor {
+    Data,
+    StartTls,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum ClientMode {
+    #[default]
+    Command,
+    /// DATA or STARTTLS (command `seq`) sent, its reply not seen yet: bytes are held.
+    Hold {
+        hold_for: HoldFor,
+        seq: u64,
+        tx: Option<u64>,
+    },
+    /// DATA body, until the end mark.
+    Body,
+    /// BDAT chunk bytes still to come.
+    Chunk {
+        remaining: u64,
+        last: bool,
+    },
+    /// STARTTLS accepted, no byte since: the first byte tells TLS from decrypted plaintext.
+    TlsDetect,
+    Tls,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum ServerMode {
+    #[default]
+    Reply,
+    TlsDetect,
+    Tls,
+}
+
+#[derive(Clone)]
+enum Held {
+    Data(Timestamp, Vec<u8>),
+    Gap(Timestamp, u64),
+}
+
+/// Lengths only: held bytes are message data and must not end up in a debug print.
+impl std::fmt::Debug for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Held::Data(at, b) => write!(f, "Data({at:?}, {} bytes)", b.len()),
+            Held::Gap(at, n) => write!(f, "Gap({at:?}, {n})"),
+        }
+    }
+}
+
+/// What a queued entry waits a reply for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Waiting {
+    Hello,
+    Mail,
+    Rcpt {
+        idx: Option<usize>,
+    },
+    Data,
+    /// The end of a DATA body (the `.` line).
+    EndOfData,
+    Bdat {
+        last: bool,
+    },
+    StartTls,
+    Auth,
+    /// A SASL response line (its content is never kept).
+    AuthResponse,
+    Other,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    /// The command whose record the reply updates (the AUTH command for SASL responses; none
+    /// for the end of data).
+    seq: Option<u64>,
+    what: Waiting,
+    tx: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+struct TxState {
+    tx: Transaction,
+    /// Closed because the client sent another MAIL FROM; undone if the server answers that one
+    /// with 503 (nested MAIL: the server kept this transaction open).
+    closed_by_mail: bool,
+}
+
+/// One SMTP session, built from the two byte streams of a TCP connection.
+#[derive(Debug, Clone, Default)]
+pub struct Session {
+    // Client side.
+    c_mode: ClientMode,
+    c_line: LineBuf,
+    body: BodyScan,
+    /// Transaction the current DATA body or BDAT chunk belongs to.
+    body_tx: Option<u64>,
+    /// Bytes were lost inside the current body.
+    body_gap: bool,
+    hold: Vec<Held>,
+    hold_bytes: usize,
+    /// An AUTH exchange is under way: client lines are SASL responses unless they are commands.
+    auth_active: bool,
+    c_tls: TlsWatch,
+
+    // Server side.
+    s_mode: ServerMode,
+    s_line: LineBuf,
+    /// First line's text of a multi-line reply under way.
+    partial_reply: Option<String>,
+    s_tls: TlsWatch,
+
+    // TLS.
+    tls_on: bool,
+    tls: TlsSummary,
+
+    // Matching.
+    waiting: VecDeque<Pending>,
+    waiting_dropped: u32,
+    next_seq: u64,
+    banner_done: bool,
+
+    // Transactions.
+    txs: VecDeque<TxState>,
+    /// Id of `txs[0]`; ids count every transaction ever opened.
+    tx_base: u64,
+    open_tx: Option<u64>,
+    tx_dropped: u64,
+    rcpts_stored: usize,
+
+    // Summary facts.
+    banner: Option<Reply>,
+    greeting: Option<(String, String)>,
+    starttls: Option<(u64, Command)>,
+    auth: Option<(u64, Command)>,
+    quit: Option<(u64, Command)>,
+    first_command: Option<(u64, Command)>,
+    last_command: Option<(u64, Command)>,
+    last_reply: Option<Reply>,
+    unprompted: Vec<Reply>,
+    unprompted_dropped: u32,
+    commands: u32,
+    replies: u32,
+    client_bytes: u64,
+    server_bytes: u64,
+    client_last_at: Option<Timestamp>,
+    server_last_at: Option<Timestamp>,
+    phase: Phase,
+    anomalies: Vec<SmtpAnomaly>,
+    anomalies_dropped: u32,
+    reported_before_banner: bool,
+    reported_tls_junk: bool,
+}
+
+fn is_refusal(code: Option<u16>) -> bool {
+    matches!(code, Some(c) if c >= 400)
+}
+
+fn is_intermediate(code: Option<u16>) -> bool {
+    matches!(code, Some(c) if (300..400).contains(&c))
+}
+
+impl Session {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Bytes of one side, in the order they became contiguous on the wire.
+    pub fn on_data(&mut self, side: Side, at: Timestamp, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        match side {
+            Side::Client => {
+                // A client whose very first byte opens a TLS record, before the server said
+                // anything, speaks implicit TLS (port 465).
+                let first = self.client_last_at.is_none() && self.server_last_at.is_none();
+                self.client_bytes = self.client_bytes.saturating_add(bytes.len() as u64);
+                self.client_last_at = Some(at);
+                if first && bytes[0] == TLS_HANDSHAKE_START[0] {
+                    self.start_tls();
+                    self.c_mode = ClientMode::Tls;
+                    self.s_mode = ServerMode::Tls;
+                }
+                self.client_data(at, bytes);
+            }
+            Side::Server => {
+                self.server_bytes = self.server_bytes.saturating_add(bytes.len() as u64);
+                self.server_last_at = Some(at);
+                self.server_data(at, bytes);
+            }
+        }
+    }
+
+    /// `bytes` were lost on this side (capture gap); resynchronise at the next line.
+    pub fn on_gap(&mut self, side: Side, at: Timestamp, bytes: u64) {
+        if bytes == 0 {
+            return;
+        }
+        self.anomaly(SmtpAnomaly::Gap { side, at, bytes });
+        match side {
+            Side::Client => {
+                self.client_last_at = Some(at);
+                self.client_gap(at, bytes);
+            }
+            Side::Server => {
+                self.server_last_at = Some(at);
+                self.server_gap(at, bytes);
+            }
+        }
+    }
+
+    /// What happened so far. Read as if the capture ended now: bytes still held for a reply
+    /// that never came are interpreted, and a final `QUIT` without line end counts.
+    pub fn summary(&self) -> SessionSummary {
+        if self.needs_finish() {
+            let mut s = self.clone();
+            s.finish();
+            s.build_summary()
+        } else {
+            self.build_summary()
+        }
+    }
+
+    // ---------------------------------------------------------------- client side
+
+    fn client_data(&mut self, at: Timestamp, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            match self.c_mode {
+                ClientMode::Command => {
+                    let p = self.c_line.push(bytes);
+                    bytes = &bytes[p.consumed..];
+                    if p.overflowed {
+                        self.anomaly(SmtpAnomaly::LineTooLong {
+                            side: Side::Client,
+                            at,
+                        });
+                    }
+                    if p.complete {
+                        // Taken out so the line can be read while `self` changes; nothing in
+                        // client_line writes to the client's line buffer.
+                        let mut line = mem::take(&mut self.c_line.buf);
+                        let resync = self.c_line.resync;
+                        self.client_line(at, strip_cr(&line), resync);
+                        self.c_line.finish_line();
+                        line.clear();
+                        self.c_line.buf = line;
+                    }
+                }
+                ClientMode::Hold { .. } => bytes = self.hold_data(at, bytes),
+                ClientMode::Body => {
+                    let r = self.body.scan(bytes);
+                    bytes = &bytes[r.consumed..];
+                    self.add_body_bytes(r.consumed as u64);
+                    if r.ended {
+                        self.sub_body_bytes(r.mark_len);
+                        self.body_end(at);
+                    }
+                }
+                ClientMode::Chunk { remaining, last } => {
+                    let n = remaining.min(bytes.len() as u64);
+                    bytes = &bytes[n as usize..];
+                    self.add_body_bytes(n);
+                    if n == remaining {
+                        self.chunk_end(at, last);
+                    } else {
+                        self.c_mode = ClientMode::Chunk {
+                            remaining: remaining - n,
+                            last,
+                        };
+                    }
+                }
+                ClientMode::TlsDetect => self.decide_tls(at, bytes[0]),
+                ClientMode::Tls => {
+                    self.c_tls.feed(&mut self.tls.client, at, bytes);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn client_gap(&mut self, at: Timestamp, bytes: u64) {
+        match self.c_mode {
+            ClientMode::Command => self.c_line.gap(),
+            ClientMode::Hold { .. } => {
+                if self.hold.len() >= MAX_HOLD_ITEMS {
+                    self.resolve_hold_assumed(at);
+                    self.client_gap(at, bytes);
+                } else {
+                    self.hold.push(Held::Gap(at, bytes));
+                }
+            }
+            ClientMode::Body => {
+                self.add_body_bytes(bytes);
+                self.body.gap();
+                self.body_gap = true;
+            }
+            ClientMode::Chunk { remaining, last } => {
+                if bytes < remaining {
+                    self.add_body_bytes(bytes);
+                    self.c_mode = ClientMode::Chunk {
+                        remaining: remaining - bytes,
+                        last,
+                    };
+                } else {
+                    self.add_body_bytes(remaining);
+                    self.chunk_end(at, last);
+                    if bytes > remaining {
+                        self.c_line.gap();
+                    }
+                }
+            }
+            ClientMode::TlsDetect => {
+                // The deciding byte is lost; TLS is by far the likelier.
+                self.decide_tls(at, TLS_HANDSHAKE_START[0]);
+                self.client_gap(at, bytes);
+            }
+            ClientMode::Tls => self.c_tls.gap(&mut self.tls.client, bytes),
+        }
+    }
+
+    /// Holds client bytes until the reply to DATA/STARTTLS; returns what is left when the bound
+    /// forced a decision (to be read in the new mode).
+    fn hold_data<'a>(&mut self, at: Timestamp, bytes: &'a [u8]) -> &'a [u8] {
+        let room = MAX_HOLD - self.hold_bytes;
+        let take = bytes.len().min(room);
+        if take > 0 {
+            self.hold_bytes += take;
+            match self.hold.last_mut() {
+                // Same time: one piece, so how a segment was cut does not change the count.
+                Some(Held::Data(t, b)) if *t == at => b.extend_from_slice(&bytes[..take]),
+                _ => self.hold.push(Held::Data(at, bytes[..take].to_vec())),
+            }
+        }
+        if take < bytes.len() || self.hold.len() > MAX_HOLD_ITEMS {
+            self.resolve_hold_assumed(at);
+        }
+        &bytes[take..]
+    }
+
+    /// The reply to the held-for command is known: switch mode and replay the held bytes.
+    fn resolve_hold(&mut self, accepted: bool) {
+        let ClientMode::Hold { hold_for, tx, .. } = self.c_mode else {
+            return;
+        };
+        self.c_mode = match (hold_for, accepted) {
+            (HoldFor::Data, true) => {
+                self.body = BodyScan::default();
+                self.body_gap = false;
+                self.body_tx = tx;
+                ClientMode::Body
+            }
+            (HoldFor::StartTls, true) => ClientMode::TlsDetect,
+            (_, false) => ClientMode::Command,
+        };
+        let held = mem::take(&mut self.hold);
+        self.hold_bytes = 0;
+        for h in held {
+            match h {
+                Held::Data(at, b) => self.client_data(at, &b),
+                Held::Gap(at, n) => self.client_gap(at, n),
+            }
+        }
+    }
+
+    /// No reply in time: DATA is taken as accepted (the client is evidently sending its
+    /// message), STARTTLS as accepted only if the client's next bytes are a TLS record.
+    fn resolve_hold_assumed(&mut self, at: Timestamp) {
+        let ClientMode::Hold { hold_for, .. } = self.c_mode else {
+            return;
+        };
+        match hold_for {
+            HoldFor::Data => {
+                self.anomaly(SmtpAnomaly::ReplyAssumed {
+                    at,
+                    verb: "DATA".into(),
+                });
+                if matches!(self.phase, Phase::Greeting | Phase::Envelope) {
+                    self.phase = Phase::Data;
+                }
+                self.resolve_hold(true);
+            }
+            HoldFor::StartTls => {
+                let tls_next = matches!(self.hold.first(), Some(Held::Data(_, b)) if b.first().is_some_and(|&x| tls::is_record_type(x)));
+                if tls_next {
+                    self.anomaly(SmtpAnomaly::ReplyAssumed {
+                        at,
+                        verb: "STARTTLS".into(),
+                    });
+                    self.start_tls();
+                }
+                self.resolve_hold(tls_next);
+            }
+        }
+    }
+
+    fn client_line(&mut self, at: Timestamp, line: &[u8], resync: bool) {
+        if resync && !command::is_command(line) {
+            // Tail of a line cut by the gap.
+            return;
+        }
+        if self.auth_active {
+            if !command::is_command(line) {
+                // A SASL response: queued for its reply, its content dropped here.
+                let seq = self.auth.as_ref().map(|(s, _)| *s);
+                self.push_waiting(Pending {
+                    seq,
+                    what: Waiting::AuthResponse,
+                    tx: None,
+                });
+                return;
+            }
+            self.auth_active = false;
+        }
+        if line.starts_with(&TLS_HANDSHAKE_START) && !self.reported_tls_junk {
+            self.reported_tls_junk = true;
+            self.anomaly(SmtpAnomaly::TlsWithoutStarttls { at });
+        }
+        if !self.banner_done && !self.reported_before_banner {
+            self.reported_before_banner = true;
+            self.anomaly(SmtpAnomaly::CommandBeforeBanner { at });
+        }
+
+        let parsed = command::parse(line);
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.commands = self.commands.saturating_add(1);
+        let arg = match &parsed {
+            Parsed::Hello { host, .. } => Some(host.clone()),
+            Parsed::Auth { mechanism, .. } => mechanism.clone(),
+            Parsed::Mail { from } => Some(from.clone()),
+            Parsed::Rcpt { to } => Some(to.clone()),
+            Parsed::Bdat { size, last } => Some(if *last {
+                format!("{size} LAST")
+            } else {
+                size.to_string()
+            }),
+            _ => None,
+        };
+        let cmd = Command {
+            verb: parsed.verb().to_string(),
+            at,
+            reply: None,
+            arg,
+        };
+        if self.first_command.is_none() {
+            self.first_command = Some((seq, cmd.clone()));
+        }
+        self.last_command = Some((seq, cmd.clone()));
+
+        let mut pending = Pending {
+            seq: Some(seq),
+            what: Waiting::Other,
+            tx: None,
+        };
+        match parsed {
+            Parsed::Hello { verb, host } => {
+                self.greeting = Some((verb.to_string(), host));
+                self.reset_tx(verb);
+                if matches!(self.phase, Phase::Envelope | Phase::Data) {
+                    self.phase = Phase::Greeting;
+                }
+                pending.what = Waiting::Hello;
+            }
+            Parsed::StartTls { .. } => {
+                self.starttls = Some((seq, cmd));
+                pending.what = Waiting::StartTls;
+                self.c_mode = ClientMode::Hold {
+                    hold_for: HoldFor::StartTls,
+                    seq,
+                    tx: None,
+                };
+            }
+            Parsed::Auth { .. } => {
+                self.auth = Some((seq, cmd));
+                self.auth_active = true;
+                pending.what = Waiting::Auth;
+            }
+            Parsed::Mail { from } => {
+                pending.tx = Some(self.open_transaction(at, from));
+                pending.what = Waiting::Mail;
+                if self.phase != Phase::Quit {
+                    self.phase = Phase::Envelope;
+                }
+            }
+            Parsed::Rcpt { to } => {
+                pending.tx = self.open_tx;
+                pending.what = Waiting::Rcpt {
+                    idx: self.add_recipient(to),
+                };
+            }
+            Parsed::Data => {
+                pending.tx = self.open_tx;
+                pending.what = Waiting::Data;
+                if let Some(t) = self.tx_mut(self.open_tx) {
+                    t.tx.data = Some(MessageData {
+                        kind: DataKind::Data,
+                        command_at: at,
+                        ..MessageData::default()
+                    });
+                }
+                self.c_mode = ClientMode::Hold {
+                    hold_for: HoldFor::Data,
+                    seq,
+                    tx: self.open_tx,
+                };
+            }
+            Parsed::Bdat { size, last } => {
+                pending.tx = self.open_tx;
+                pending.what = Waiting::Bdat { last };
+                if let Some(t) = self.tx_mut(self.open_tx) {
+                    // A new BDAT sequence unless this continues one still under way.
+                    let continues = matches!(&t.tx.data, Some(d) if d.kind == DataKind::Bdat
+                        && d.end_at.is_none() && d.final_reply.is_none());
+                    if !continues {
+                        t.tx.data = Some(MessageData {
+                            kind: DataKind::Bdat,
+                            command_at: at,
+                            ..MessageData::default()
+                        });
+                    }
+                }
+                if matches!(self.phase, Phase::Greeting | Phase::Envelope) {
+                    self.phase = Phase::Data;
+                }
+                self.body_tx = self.open_tx;
+                self.c_mode = ClientMode::Chunk {
+                    remaining: size,
+                    last,
+                };
+                if size == 0 {
+                    self.chunk_end(at, last);
+                }
+            }
+            Parsed::Rset => {
+                self.reset_tx("RSET");
+                if matches!(self.phase, Phase::Envelope | Phase::Data) {
+                    self.phase = Phase::Greeting;
+                }
+            }
+            Parsed::Quit => {
+                self.reset_tx("QUIT");
+                self.quit = Some((seq, cmd));
+                self.phase = Phase::Quit;
+            }
+            Parsed::Other { .. } => {}
+            Parsed::Unknown { verb } => self.anomaly(SmtpAnomaly::UnknownCommand { at, verb }),
+        }
+        self.push_waiting(pending);
+    }
+
+    /// The `.` line: the client finished the message; its final reply is queued.
+    fn body_end(&mut self, at: Timestamp) {
+        if let Some(d) = self.data_mut(self.body_tx) {
+            d.end_at = Some(at);
+        }
+        self.push_waiting(Pending {
+            seq: None,
+            what: Waiting::EndOfData,
+            tx: self.body_tx,
+        });
+        self.c_mode = ClientMode::Command;
+    }
+
+    fn chunk_end(&mut self, at: Timestamp, last: bool) {
+        if last && let Some(d) = self.data_mut(self.body_tx) {
+            d.end_at = Some(at);
+        }
+        self.c_mode = ClientMode::Command;
+    }
+
+    // ---------------------------------------------------------------- server side
+
+    fn server_data(&mut self, at: Timestamp, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            match self.s_mode {
+                ServerMode::Reply => {
+                    let p = self.s_line.push(bytes);
+                    bytes = &bytes[p.consumed..];
+                    if p.overflowed {
+                        self.anomaly(SmtpAnomaly::LineTooLong {
+                            side: Side::Server,
+                            at,
+                        });
+                    }
+                    if p.complete {
+                        // Replies may replay held client bytes, which never touch this buffer.
+                        let mut line = mem::take(&mut self.s_line.buf);
+                        let resync = self.s_line.resync;
+                        self.server_line(at, strip_cr(&line), resync);
+                        self.s_line.finish_line();
+                        line.clear();
+                        self.s_line.buf = line;
+                    }
+                }
+                ServerMode::TlsDetect => self.decide_tls(at, bytes[0]),
+                ServerMode::Tls => {
+                    self.s_tls.feed(&mut self.tls.server, at, bytes);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn server_gap(&mut self, at: Timestamp, bytes: u64) {
+        match self.s_mode {
+            ServerMode::Reply => self.s_line.gap(),
+            ServerMode::TlsDetect => {
+                self.decide_tls(at, TLS_HANDSHAKE_START[0]);
+                self.server_gap(at, bytes);
+            }
+            ServerMode::Tls => self.s_tls.gap(&mut self.tls.server, bytes),
+        }
+    }
+
+    fn server_line(&mut self, at: Timestamp, line: &[u8], resync: bool) {
+        match reply::parse_line(line) {
+            ReplyLine::Continuation { text, .. } => {
+                if self.partial_reply.is_none() {
+                    self.partial_reply = Some(text);
+                }
+            }
+            ReplyLine::Final { code, text } => {
+                let text = self.partial_reply.take().unwrap_or(text);
+                self.reply(Reply {
+                    code: Some(code),
+                    at,
+                    text,
+                });
+            }
+            ReplyLine::NoCode { text } => {
+                if resync && !reply::has_code(line) {
+                    return;
+                }
+                self.anomaly(SmtpAnomaly::ReplyWithoutCode {
+                    at,
+                    text: text.clone(),
+                });
+                // Inside a multi-line reply it is one more line of it; alone, it answers the
+                // oldest waiting command (e.g. a deferral text sent without its code).
+                if self.partial_reply.is_none() && !self.waiting.is_empty() {
+                    self.reply(Reply {
+                        code: None,
+                        at,
+                        text,
+                    });
+                }
+            }
+        }
+    }
+
+    fn reply(&mut self, mut r: Reply) {
+        self.replies = self.replies.saturating_add(1);
+        let code = r.code;
+        if !self.banner_done {
+            self.banner_done = true;
+            if self.phase == Phase::Banner {
+                self.phase = Phase::Greeting;
+            }
+            // The first reply is the banner, even with commands pipelined before it; unless it
+            // plainly answers one (a capture that started mid-session).
+            let answers_command =
+                !self.waiting.is_empty() && matches!(code, Some(c) if c < 400 && c != 220);
+            if !answers_command {
+                self.banner = Some(r.clone());
+                self.last_reply = Some(r);
+                return;
+            }
+        }
+        if self.waiting.is_empty()
+            && self.c_mode == ClientMode::Body
+            && self.body_gap
+            && matches!(code, Some(c) if (200..300).contains(&c))
+        {
+            // The end mark was lost in a gap: the server's acceptance says where it was.
+            self.push_waiting(Pending {
+                seq: None,
+                what: Waiting::EndOfData,
+                tx: self.body_tx,
+            });
+            self.c_mode = ClientMode::Command;
+            self.c_line.gap();
+        }
+        let Some(p) = self.waiting.pop_front() else {
+            self.anomaly(SmtpAnomaly::UnpromptedReply { at: r.at, code });
+            if self.unprompted.len() < MAX_UNPROMPTED {
+                self.unprompted.push(r.clone());
+            } else {
+                self.unprompted_dropped = self.unprompted_dropped.saturating_add(1);
+            }
+            self.last_reply = Some(r);
+            return;
+        };
+        if p.what == Waiting::AuthResponse && matches!(code, Some(500..=504)) {
+            // A server that took the SASL response for a command may echo it.
+            r.text = "<redacted>".into();
+        }
+        let auth_challenge =
+            matches!(p.what, Waiting::Auth | Waiting::AuthResponse) && code == Some(334);
+        if let Some(seq) = p.seq
+            && !auth_challenge
+        {
+            self.set_command_reply(seq, &r);
+        }
+        match p.what {
+            Waiting::Hello | Waiting::Other => {}
+            Waiting::Mail => {
+                if let Some(t) = self.tx_mut(p.tx) {
+                    t.tx.mail_reply = Some(r.clone());
+                }
+                if is_refusal(code) {
+                    let merged = code == Some(503) && self.merge_nested_mail(p.tx);
+                    if !merged && self.open_tx == p.tx && self.phase == Phase::Envelope {
+                        self.phase = Phase::Greeting;
+                    }
+                }
+            }
+            Waiting::Rcpt { idx } => {
+                if let (Some(i), Some(t)) = (idx, self.tx_mut(p.tx))
+                    && let Some(rcpt) = t.tx.rcpt_to.get_mut(i)
+                {
+                    rcpt.reply = Some(r.clone());
+                }
+            }
+            Waiting::Data => {
+                let go = is_intermediate(code);
+                if let Some(d) = self.data_mut(p.tx) {
+                    if go {
+                        d.go_ahead = Some(r.clone());
+                    } else {
+                        d.refused = Some(r.clone());
+                    }
+                }
+                if go {
+                    if matches!(self.phase, Phase::Greeting | Phase::Envelope) {
+                        self.phase = Phase::Data;
+                    }
+                } else if self.phase == Phase::Data {
+                    self.phase = Phase::Envelope;
+                }
+                if matches!(self.c_mode, ClientMode::Hold { hold_for: HoldFor::Data, seq, .. } if Some(seq) == p.seq)
+                {
+                    self.resolve_hold(go);
+                }
+            }
+            Waiting::EndOfData => self.final_reply(p.tx, &r),
+            Waiting::Bdat { last } => {
+                if last {
+                    self.final_reply(p.tx, &r);
+                } else if is_refusal(code)
+                    && let Some(d) = self.data_mut(p.tx)
+                    && d.refused.is_none()
+                {
+                    d.refused = Some(r.clone());
+                }
+            }
+            Waiting::StartTls => {
+                let held = matches!(self.c_mode, ClientMode::Hold { hold_for: HoldFor::StartTls, seq, .. } if Some(seq) == p.seq);
+                if matches!(code, Some(200..=299)) {
+                    self.start_tls();
+                    if held {
+                        self.resolve_hold(true);
+                    }
+                } else if held {
+                    self.resolve_hold(false);
+                }
+            }
+            Waiting::Auth | Waiting::AuthResponse => {
+                if !auth_challenge {
+                    self.auth_active = false;
+                }
+            }
+        }
+        self.last_reply = Some(r);
+    }
+
+    fn final_reply(&mut self, tx: Option<u64>, r: &Reply) {
+        if let Some(d) = self.data_mut(tx) {
+            d.final_reply = Some(r.clone());
+        }
+        if self.open_tx == tx {
+            self.open_tx = None;
+        }
+        if self.phase == Phase::Data {
+            self.phase = Phase::AfterData;
+        }
+    }
+
+    fn set_command_reply(&mut self, seq: u64, r: &Reply) {
+        for (s, c) in [
+            &mut self.first_command,
+            &mut self.last_command,
+            &mut self.starttls,
+            &mut self.auth,
+            &mut self.quit,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if *s == seq {
+                c.reply = Some(r.clone());
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- TLS
+
+    /// STARTTLS accepted (or implicit TLS): both directions wait for their first byte.
+    fn start_tls(&mut self) {
+        self.tls_on = true;
+        self.phase = Phase::Tls;
+        self.auth_active = false;
+        self.partial_reply = None;
+        if self.c_mode == ClientMode::Command {
+            self.c_mode = ClientMode::TlsDetect;
+        }
+        self.s_mode = ServerMode::TlsDetect;
+    }
+
+    /// The first byte after STARTTLS decides for both directions.
+    fn decide_tls(&mut self, at: Timestamp, first: u8) {
+        if first.is_ascii_alphanumeric() {
+            self.tls_on = false;
+            self.tls = TlsSummary::default();
+            if self.phase == Phase::Tls {
+                self.phase = Phase::Greeting;
+            }
+            self.anomaly(SmtpAnomaly::PlaintextAfterStarttls { at });
+            if self.c_mode == ClientMode::TlsDetect {
+                self.c_mode = ClientMode::Command;
+            }
+            if self.s_mode == ServerMode::TlsDetect {
+                self.s_mode = ServerMode::Reply;
+            }
+        } else {
+            if self.c_mode == ClientMode::TlsDetect {
+                self.c_mode = ClientMode::Tls;
+            }
+            if self.s_mode == ServerMode::TlsDetect {
+                self.s_mode = ServerMode::Tls;
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- transactions
+
+    fn tx_index(&self, id: Option<u64>) -> Option<usize> {
+        let i = id?.checked_sub(self.tx_base)?;
+        (i < self.txs.len() as u64).then_some(i as usize)
+    }
+
+    fn tx_mut(&mut self, id: Option<u64>) -> Option<&mut TxState> {
+        let i = self.tx_index(id)?;
+        self.txs.get_mut(i)
+    }
+
+    fn data_mut(&mut self, id: Option<u64>) -> Option<&mut MessageData> {
+        self.tx_mut(id)?.tx.data.as_mut()
+    }
+
+    fn add_body_bytes(&mut self, n: u64) {
+        if let Some(d) = self.data_mut(self.body_tx) {
+            d.bytes = d.bytes.saturating_add(n);
+        }
+    }
+
+    fn sub_body_bytes(&mut self, n: u64) {
+        if let Some(d) = self.data_mut(self.body_tx) {
+            d.bytes = d.bytes.saturating_sub(n);
+        }
+    }
+
+    fn open_transaction(&mut self, at: Timestamp, mail_from: String) -> u64 {
+        if let Some(prev) = self.tx_mut(self.open_tx) {
+            prev.closed_by_mail = true;
+        }
+        let id = self.tx_base + self.txs.len() as u64;
+        self.txs.push_back(TxState {
+            tx: Transaction {
+                mail_at: at,
+                mail_from,
+                ..Transaction::default()
+            },
+            closed_by_mail: false,
+        });
+        self.open_tx = Some(id);
+        if self.txs.len() > MAX_TRANSACTIONS
+            && let Some(old) = self.txs.pop_front()
+        {
+            self.tx_base += 1;
+            self.tx_dropped += 1;
+            self.rcpts_stored -= old.tx.rcpt_to.len();
+        }
+        id
+    }
+
+    fn add_recipient(&mut self, address: String) -> Option<usize> {
+        let i = self.tx_index(self.open_tx)?;
+        let t = &mut self.txs[i];
+        if t.tx.rcpt_to.len() < MAX_RCPTS_PER_TX && self.rcpts_stored < MAX_RCPTS {
+            t.tx.rcpt_to.push(Recipient {
+                address,
+                reply: None,
+            });
+            self.rcpts_stored += 1;
+            Some(t.tx.rcpt_to.len() - 1)
+        } else {
+            t.tx.rcpt_dropped = t.tx.rcpt_dropped.saturating_add(1);
+            None
+        }
+    }
+
+    /// RSET, QUIT or EHLO: the open transaction ends; if the client had not finished its
+    /// message, that is how it ended.
+    fn reset_tx(&mut self, verb: &str) {
+        let id = self.open_tx.take();
+        if let Some(t) = self.tx_mut(id) {
+            let unfinished =
+                t.tx.data
+                    .as_ref()
+                    .is_none_or(|d| d.end_at.is_none() && d.final_reply.is_none());
+            if t.tx.started() && !t.tx.completed() && unfinished {
+                t.tx.ended_by = Some(verb.to_string());
+            }
+        }
+    }
+
+    /// A MAIL FROM answered 503 while the previous transaction was still open: the server kept
+    /// that one ("sender already given"), so what the client sent since belongs to it.
+    fn merge_nested_mail(&mut self, id: Option<u64>) -> bool {
+        let Some(i) = self.tx_index(id) else {
+            return false;
+        };
+        if i == 0 || i + 1 != self.txs.len() {
+            return false;
+        }
+        let prev = &self.txs[i - 1];
+        let prev_open = prev.closed_by_mail
+            && prev.tx.started()
+            && !prev.tx.completed()
+            && prev
+                .tx
+                .data
+                .as_ref()
+                .is_none_or(|d| d.final_reply.is_none());
+        if !prev_open {
+            return false;
+        }
+        let Some(new) = self.txs.pop_back() else {
+            return false;
+        };
+        let new_id = self.tx_base + i as u64;
+        let prev_id = new_id - 1;
+        let Some(prev) = self.txs.back_mut() else {
+            return false;
+        };
+        let offset = prev.tx.rcpt_to.len();
+        for r in new.tx.rcpt_to {
+            if prev.tx.rcpt_to.len() < MAX_RCPTS_PER_TX {
+                prev.tx.rcpt_to.push(r);
+            } else {
+                prev.tx.rcpt_dropped = prev.tx.rcpt_dropped.saturating_add(1);
+                self.rcpts_stored -= 1;
+            }
+        }
+        let kept = prev.tx.rcpt_to.len();
+        prev.tx.rcpt_dropped = prev.tx.rcpt_dropped.saturating_add(new.tx.rcpt_dropped);
+        if new.tx.data.is_some() {
+            prev.tx.data = new.tx.data;
+        }
+        if new.tx.ended_by.is_some() {
+            prev.tx.ended_by = new.tx.ended_by;
+        }
+        prev.closed_by_mail = new.closed_by_mail;
+        let remap = |t: &mut Option<u64>| {
+            if *t == Some(new_id) {
+                *t = Some(prev_id);
+            }
+        };
+        remap(&mut self.open_tx);
+        remap(&mut self.body_tx);
+        if let ClientMode::Hold { tx, .. } = &mut self.c_mode {
+            remap(tx);
+        }
+        for p in &mut self.waiting {
+            if p.tx == Some(new_id) {
+                p.tx = Some(prev_id);
+                if let Waiting::Rcpt { idx: Some(j) } = &mut p.what {
+                    let moved = offset + *j;
+                    p.what = Waiting::Rcpt {
+                        idx: (moved < kept).then_some(moved),
+                    };
+                }
+            }
+        }
+        true
+    }
+
+    // ---------------------------------------------------------------- bookkeeping
+
+    fn push_waiting(&mut self, p: Pending) {
+        if self.waiting.len() < MAX_WAITING {
+            self.waiting.push_back(p);
+        } else {
+            self.waiting_dropped = self.waiting_dropped.saturating_add(1);
+        }
+    }
+
+    fn anomaly(&mut self, a: SmtpAnomaly) {
+        if self.anomalies.len() < MAX_ANOMALIES {
+            self.anomalies.push(a);
+        } else {
+            self.anomalies_dropped = self.anomalies_dropped.saturating_add(1);
+        }
+    }
+
+    fn unterminated_quit(&self) -> bool {
+        self.c_mode == ClientMode::Command
+            && strip_cr(&self.c_line.buf)
+                .trim_ascii()
+                .eq_ignore_ascii_case(b"QUIT")
+    }
+
+    fn unterminated_reply(&self) -> bool {
+        self.s_mode == ServerMode::Reply
+            && !self.s_line.buf.is_empty()
+            && matches!(
+                reply::parse_line(strip_cr(&self.s_line.buf)),
+                ReplyLine::Final { .. }
+            )
+    }
+
+    /// Held bytes that are nothing but command lines (the last one may lack its line end)
+    /// mean the client gave up waiting for the reply, e.g. sent QUIT; a message body does not
+    /// look like that.
+    fn held_is_only_commands(&self) -> bool {
+        let mut bytes = Vec::with_capacity(self.hold_bytes);
+        for h in &self.hold {
+            match h {
+                Held::Data(_, b) => bytes.extend_from_slice(b),
+                Held::Gap(..) => return false,
+            }
+        }
+        let bytes = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+        !bytes.is_empty()
+            && bytes.split(|&b| b == b'\n').all(|l| {
+                let l = strip_cr(l);
+                !l.is_empty() && command::is_command(l)
+            })
+    }
+
+    fn needs_finish(&self) -> bool {
+        (matches!(self.c_mode, ClientMode::Hold { .. }) && !self.hold.is_empty())
+            || self.unterminated_quit()
+            || self.unterminated_reply()
+    }
+
+    /// The capture ended: interpret what is still pending.
+    fn finish(&mut self) {
+        // Each round replays fewer bytes than it took, so this ends; the bound is a guard.
+        for _ in 0..64 {
+            if !matches!(self.c_mode, ClientMode::Hold { .. }) || self.hold.is_empty() {
+                break;
+            }
+            let at = match &self.hold[0] {
+                Held::Data(at, _) | Held::Gap(at, _) => *at,
+            };
+            if self.held_is_only_commands() {
+                self.resolve_hold(false);
+            } else {
+                self.resolve_hold_assumed(at);
+            }
+        }
+        if self.unterminated_quit() {
+            let at = self.client_last_at.unwrap_or_default();
+            self.anomaly(SmtpAnomaly::UnterminatedLine {
+                side: Side::Client,
+                at,
+            });
+            let resync = self.c_line.resync;
+            self.c_line.finish_line();
+            self.client_line(at, b"QUIT", resync);
+        }
+        if self.unterminated_reply() {
+            let at = self.server_last_at.unwrap_or_default();
+            self.anomaly(SmtpAnomaly::UnterminatedLine {
+                side: Side::Server,
+                at,
+            });
+            let line = mem::take(&mut self.s_line.buf);
+            let resync = self.s_line.resync;
+            self.s_line.finish_line();
+            self.server_line(at, strip_cr(&line), resync);
+        }
+    }
+
+    fn build_summary(&self) -> SessionSummary {
+        let cmd = |c: &Option<(u64, Command)>| c.as_ref().map(|(_, c)| c.clone());
+        let both_sides_went_on = |d: &super::TlsDirection| {
+            d.change_cipher_spec_records > 0 || d.application_data_records > 0
+        };
+        SessionSummary {
+            banner: self.banner.clone(),
+            greeting: self.greeting.clone(),
+            starttls: cmd(&self.starttls),
+            tls: self.tls_on.then(|| TlsSummary {
+                handshake_completed: both_sides_went_on(&self.tls.client)
+                    && both_sides_went_on(&self.tls.server),
+                ..self.tls.clone()
+            }),
+            auth: cmd(&self.auth),
+            transactions: self.txs.iter().map(|t| t.tx.clone()).collect(),
+            quit: cmd(&self.quit),
+            first_command: cmd(&self.first_command),
+            last_command: cmd(&self.last_command),
+            last_reply: self.last_reply.clone(),
+            unprompted_replies: self.unprompted.clone(),
+            unanswered: u32::try_from(self.waiting.len())
+                .unwrap_or(u32::MAX)
+                .saturating_add(self.waiting_dropped),
+            commands: self.commands,
+            replies: self.replies,
+            client_bytes: self.client_bytes,
+            server_bytes: self.server_bytes,
+            client_last_at: self.client_last_at,
+            server_last_at: self.server_last_at,
+            // Until a reply shows the server's side, the session is at the banner, whatever the
+            // client sent ahead of it.
+            phase: if self.banner_done || self.phase == Phase::Tls {
+                self.phase
+            } else {
+                Phase::Banner
+            },
+            anomalies: self.anomalies.clone(),
+            anomalies_dropped: self.anomalies_dropped,
+            transactions_dropped: self.tx_dropped,
+            unprompted_dropped: self.unprompted_dropped,
+        }
+    }
+}
