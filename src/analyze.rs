@@ -6,13 +6,18 @@
 //! stages' outputs into the report model.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use chrono::Datelike;
 
 use crate::capture::{self, CaptureError, CaptureSummary, ReadOptions};
-use crate::report::{Close, CloseFact, ConnectionReport, Report, SmtpFacts, Summary, ToolInfo};
-use crate::smtp::Session;
+use crate::correlate::{self, Agreement, ClockHint, WireView};
+use crate::maillog::{self, LogOptions, MailLogError};
+use crate::report::{Close, CloseFact, ConnectionReport, LogMatch, Report, SmtpFacts, Summary, ToolInfo};
+use crate::smtp::{Session, SessionSummary};
 use crate::tcp::{CloseEvent, FlowConfig, FlowTable, StreamSink, TcpConnection};
 use crate::types::{Side, Timestamp};
-use crate::verdict::{self, Layer};
+use crate::verdict::{self, Layer, Verdict};
 
 /// What to analyse.
 #[derive(Debug, Clone, Default)]
@@ -23,6 +28,40 @@ pub struct AnalyzeOptions {
     pub filter: Option<String>,
     /// Ports to treat as SMTP besides 25, 587 and 2525.
     pub extra_ports: Vec<u16>,
+    /// The appliance's mail logs, if any.
+    pub logs: Vec<PathBuf>,
+    /// What the user said about the log's clock.
+    pub clock: ClockHint,
+}
+
+/// What stopped an analysis before it produced a report.
+#[derive(Debug)]
+pub enum AnalyzeError {
+    Capture(CaptureError),
+    MailLog(MailLogError),
+}
+
+impl std::fmt::Display for AnalyzeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AnalyzeError::Capture(e) => e.fmt(f),
+            AnalyzeError::MailLog(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for AnalyzeError {}
+
+impl From<CaptureError> for AnalyzeError {
+    fn from(e: CaptureError) -> Self {
+        AnalyzeError::Capture(e)
+    }
+}
+
+impl From<MailLogError> for AnalyzeError {
+    fn from(e: MailLogError) -> Self {
+        AnalyzeError::MailLog(e)
+    }
 }
 
 /// Ports where a server is taken to speak SMTP without looking at its bytes.
@@ -82,7 +121,7 @@ impl StreamSink for SmtpSink {
 }
 
 /// Reads the captures and builds the report.
-pub fn analyze(opts: &AnalyzeOptions) -> Result<Report, CaptureError> {
+pub fn analyze(opts: &AnalyzeOptions) -> Result<Report, AnalyzeError> {
     let mut ports: Vec<u16> = SMTP_PORTS.to_vec();
     ports.extend(&opts.extra_ports);
     let mut server_ports = ports.clone();
@@ -100,7 +139,35 @@ pub fn analyze(opts: &AnalyzeOptions) -> Result<Report, CaptureError> {
         done.extend(table.drain_finished());
     })?;
     done.extend(table.finish_all());
-    Ok(build_report(done, captures))
+
+    // Stage outputs per SMTP connection, in time order.
+    let mut other = 0u32;
+    let mut conns: Vec<(TcpConnection, SessionSummary, Verdict)> = Vec::new();
+    for (tcp, sink) in done {
+        if !matches!(sink.kind, Kind::Smtp) {
+            other += 1;
+            continue;
+        }
+        let session = sink.session.summary();
+        let verdict = verdict::decide(&tcp, &session);
+        conns.push((tcp, session, verdict));
+    }
+    conns.sort_by(|a, b| (a.0.first_seen, a.0.first_frame).cmp(&(b.0.first_seen, b.0.first_frame)));
+
+    let log = if opts.logs.is_empty() {
+        None
+    } else {
+        // Syslog lines carry no year: the capture's tells it.
+        let year = captures.first_ts.map(|t| t.to_datetime().year());
+        let log_opts = LogOptions { syslog_year: year, ..LogOptions::default() };
+        Some(maillog::read_logs(&opts.logs, &log_opts)?)
+    };
+    let correlation = log.as_ref().map(|log| {
+        let views: Vec<WireView<'_>> =
+            conns.iter().map(|(tcp, smtp, verdict)| WireView { tcp, smtp, verdict }).collect();
+        correlate::correlate(&views, log, opts.clock)
+    });
+    Ok(build_report(conns, other, captures, log.map(|l| l.summary), correlation))
 }
 
 fn addr(a: SocketAddr) -> String {
@@ -124,16 +191,21 @@ fn wireshark_filter(tcp: &TcpConnection) -> String {
     )
 }
 
-fn build_report(done: Vec<(TcpConnection, SmtpSink)>, captures: CaptureSummary) -> Report {
-    let mut other = 0u32;
-    let mut conns: Vec<ConnectionReport> = Vec::new();
-    for (tcp, sink) in done {
-        if !matches!(sink.kind, Kind::Smtp) {
-            other += 1;
-            continue;
-        }
-        let session = sink.session.summary();
-        let verdict = verdict::decide(&tcp, &session);
+fn build_report(
+    conns: Vec<(TcpConnection, SessionSummary, Verdict)>,
+    other: u32,
+    captures: CaptureSummary,
+    logs: Option<maillog::LogSummary>,
+    correlation: Option<correlate::Correlation>,
+) -> Report {
+    let (clock, mut matches, unmatched_icids) = match correlation {
+        Some(c) => (Some(c.clock), c.matches, c.unmatched_icids),
+        None => (None, Vec::new(), Vec::new()),
+    };
+    matches.resize(conns.len(), None);
+    let mut summary = Summary { other_tcp_connections: other, ..Summary::default() };
+    let mut reports = Vec::with_capacity(conns.len());
+    for (i, ((tcp, session, verdict), m)) in conns.into_iter().zip(matches).enumerate() {
         let smtp = SmtpFacts {
             quit: session.quit.is_some(),
             starttls: session.starttls.is_some(),
@@ -143,36 +215,47 @@ fn build_report(done: Vec<(TcpConnection, SmtpSink)>, captures: CaptureSummary) 
             phase: session.phase,
             session,
         };
-        conns.push(ConnectionReport {
-            id: 0,
+        summary.connections += 1;
+        *summary.by_layer.entry(verdict.layer.to_string()).or_default() += 1;
+        *summary.by_initiator.entry(verdict.initiator.to_string()).or_default() += 1;
+        *summary.by_cause.entry(verdict.cause.to_string()).or_default() += 1;
+        if verdict.layer != Layer::None {
+            summary.aborted += 1;
+        }
+        summary.first_seen = Some(summary.first_seen.map_or(tcp.first_seen, |t| t.min(tcp.first_seen)));
+        summary.last_seen = Some(summary.last_seen.map_or(tcp.last_seen, |t| t.max(tcp.last_seen)));
+        if let Some(m) = &m {
+            summary.matched += 1;
+            if m.agreement == Agreement::Disagrees {
+                summary.disagreements += 1;
+            }
+            *summary.by_log_outcome.entry(m.log_outcome.as_str().to_string()).or_default() += 1;
+        }
+        reports.push(ConnectionReport {
+            id: i as u32 + 1,
             client: addr(tcp.client),
             server: addr(tcp.server),
             first_seen: tcp.first_seen,
             last_seen: tcp.last_seen,
             duration_seconds: tcp.last_seen.seconds_since(tcp.first_seen),
-            icid: None,
-            mids: Vec::new(),
-            log_outcome: None,
+            icid: m.as_ref().map(|m| m.icid),
+            mids: m.as_ref().map(|m| m.mids.clone()).unwrap_or_default(),
+            log_outcome: m.as_ref().map(|m| m.log_outcome.as_str().to_string()),
             verdict,
+            log_match: m.map(|m| LogMatch {
+                appliance: m.appliance,
+                confidence: m.confidence,
+                start_delta_seconds: m.start_delta_seconds,
+                close_delta_seconds: m.close_delta_seconds,
+                envelope_agrees: m.envelope_agrees,
+                agreement: m.agreement,
+                agreement_reason: m.agreement_reason,
+            }),
             close: Close { first_fin: close_fact(tcp.first_fin()), first_rst: close_fact(tcp.first_rst()) },
             smtp,
             wireshark_filter: wireshark_filter(&tcp),
             tcp,
         });
-    }
-    conns.sort_by(|a, b| (a.first_seen, a.tcp.first_frame).cmp(&(b.first_seen, b.tcp.first_frame)));
-    let mut summary = Summary { other_tcp_connections: other, ..Summary::default() };
-    for (i, c) in conns.iter_mut().enumerate() {
-        c.id = i as u32 + 1;
-        summary.connections += 1;
-        *summary.by_layer.entry(c.verdict.layer.to_string()).or_default() += 1;
-        *summary.by_initiator.entry(c.verdict.initiator.to_string()).or_default() += 1;
-        *summary.by_cause.entry(c.verdict.cause.to_string()).or_default() += 1;
-        if c.verdict.layer != Layer::None {
-            summary.aborted += 1;
-        }
-        summary.first_seen = Some(summary.first_seen.map_or(c.first_seen, |t| t.min(c.first_seen)));
-        summary.last_seen = Some(summary.last_seen.map_or(c.last_seen, |t| t.max(c.last_seen)));
     }
     let problems = captures
         .files
@@ -181,11 +264,12 @@ fn build_report(done: Vec<(TcpConnection, SmtpSink)>, captures: CaptureSummary) 
         .collect();
     Report {
         tool: ToolInfo::default(),
-        clock: None,
-        connections: conns,
-        unmatched_icids: Vec::new(),
+        clock,
+        connections: reports,
+        unmatched_icids,
         summary,
         captures,
+        logs,
         problems,
     }
 }

@@ -38,13 +38,18 @@ pub enum Command {
         "  icidtrace analyze capture.pcap\n",
         "  icidtrace analyze a.pcap b.pcapng.gz --format json > report.json\n",
         "  tcpdump -i eth0 -w - port 25 | icidtrace analyze -\n",
-        "  icidtrace analyze big.pcap --filter 'host 198.51.100.7' --port 10025\n\n",
+        "  icidtrace analyze big.pcap --filter 'host 198.51.100.7' --port 10025\n",
+        "  icidtrace analyze capture.pcap --log mail.current --log mail.@20140814T110431.s\n",
+        "  icidtrace analyze capture.pcap --log mail_logs --log-tz Europe/Berlin\n\n",
         "Exit codes:\n",
         "  0  the analysis ran\n",
         "  2  bad arguments, or an input that could not be used at all\n",
         "  3  the analysis ran, but an input was damaged (results cover what could be read)"
     ))]
     Analyze(AnalyzeArgs),
+    /// Read mail_logs alone: one row per ICID and a summary of aborts, before any capture exists.
+    #[command(after_help = "Examples:\n  icidtrace log mail.current\n  icidtrace log mail.@*.s mail.current --format json")]
+    Log(LogArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -80,4 +85,45 @@ pub struct AnalyzeArgs {
     /// Table width in columns (default: the terminal's width, or 100 when not a terminal).
     #[arg(long, value_name = "COLUMNS")]
     pub width: Option<u16>,
+
+    /// The appliance's mail_logs (on-box files, rotated names, syslog copies, .gz); each
+    /// connection is matched to its ICID. Repeatable.
+    #[arg(short = 'l', long = "log", value_name = "FILE")]
+    pub logs: Vec<PathBuf>,
+
+    /// The log's time zone (IANA name, e.g. Europe/Berlin); only the clock skew is then searched.
+    #[arg(long, value_name = "ZONE", value_parser = parse_zone, conflicts_with = "clock_offset", requires = "logs")]
+    pub log_tz: Option<chrono_tz::Tz>,
+
+    /// The log's clock minus UTC, in seconds (e.g. 7200 for a log two hours ahead); no search.
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true, requires = "logs")]
+    pub clock_offset: Option<i64>,
+}
+
+fn parse_zone(s: &str) -> Result<chrono_tz::Tz, String> {
+    s.parse::<chrono_tz::Tz>().map_err(|_| format!("'{s}' is not an IANA time zone name (e.g. Europe/Berlin, America/New_York, UTC)"))
+}
+
+/// `icidtrace log`: the mail log on its own.
+#[derive(Debug, clap::Args)]
+pub struct LogArgs {
+    /// mail_logs files (on-box, rotated, syslog, .gz).
+    #[arg(required = true, value_name = "FILE")]
+    pub logs: Vec<PathBuf>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+
+    /// Write the output to this file instead of standard output.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Table width in columns (default: the terminal's width, or 100 when not a terminal).
+    #[arg(long, value_name = "COLUMNS")]
+    pub width: Option<u16>,
+
+    /// Year of the first syslog line (syslog lines carry none; default: from the file's date).
+    #[arg(long, value_name = "YEAR")]
+    pub year: Option<i32>,
 }

@@ -15,6 +15,7 @@
 pub mod analyze;
 pub mod capture;
 pub mod cli;
+pub mod correlate;
 pub mod maillog;
 pub mod report;
 pub mod smtp;

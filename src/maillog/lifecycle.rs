@@ -333,7 +333,7 @@ impl LifecycleBuilder {
 /// Sorts by time then provenance and drops repeats of the same line (same time, same text).
 /// Returns how many were dropped.
 fn sort_dedup(evs: &mut Vec<Ev>) -> u64 {
-    evs.sort_by(|a, b| (a.time, a.at).cmp(&(b.time, b.at)));
+    evs.sort_by_key(|e| (e.time, e.at));
     let before = evs.len();
     let mut kept: Vec<Ev> = Vec::with_capacity(evs.len());
     for e in evs.drain(..) {
@@ -440,34 +440,30 @@ fn fold_mid(appliance: String, mid: u64, evs: &[Ev]) -> MidRecord {
             Event::Queued { .. } => {
                 r.queued.get_or_insert(t);
             }
-            Event::Aborted { reason, .. } => {
-                if r.abort.is_none() {
-                    r.abort = Some(reason.clone());
-                    r.aborted_at = Some(t);
-                    if reason.is_receiving() {
-                        // Order-independent: the latest other reception line not after it.
-                        r.abort_silence_secs = evs
-                            .iter()
-                            .filter(|o| {
-                                o.time <= e.time
-                                    && !matches!(
-                                        o.event,
-                                        Event::Aborted { .. }
-                                            | Event::Finished { .. }
-                                            | Event::Delivery { .. }
-                                    )
-                            })
-                            .map(|o| o.time)
-                            .max()
-                            .map(|p| (e.time - p).num_seconds());
-                    }
+            Event::Aborted { reason, .. } if r.abort.is_none() => {
+                r.abort = Some(reason.clone());
+                r.aborted_at = Some(t);
+                if reason.is_receiving() {
+                    // Order-independent: the latest other reception line not after it.
+                    r.abort_silence_secs = evs
+                        .iter()
+                        .filter(|o| {
+                            o.time <= e.time
+                                && !matches!(
+                                    o.event,
+                                    Event::Aborted { .. }
+                                        | Event::Finished { .. }
+                                        | Event::Delivery { .. }
+                                )
+                        })
+                        .map(|o| o.time)
+                        .max()
+                        .map(|p| (e.time - p).num_seconds());
                 }
             }
-            Event::Finished { finish, .. } => {
-                if r.finished.is_none() {
-                    r.finished = Some(finish.clone());
-                    r.finished_at = Some(t);
-                }
+            Event::Finished { finish, .. } if r.finished.is_none() => {
+                r.finished = Some(finish.clone());
+                r.finished_at = Some(t);
             }
             Event::MidNote { .. } => r.other_lines += 1,
             Event::Delivery { .. } => r.delivery_lines += 1,
@@ -536,46 +532,38 @@ fn fold_icid(
     for e in evs {
         let t = LocalTime(e.time);
         match &e.event {
-            Event::Connect(c) => {
-                if r.connect.is_none() {
-                    r.connect = Some(t);
-                    r.first_line = e.at;
-                    r.interface = Some(c.interface.clone());
-                    r.interface_ip.clone_from(&c.interface_ip);
-                    r.remote_ip = Some(c.remote_ip.clone());
-                    r.rdns.clone_from(&c.rdns);
-                    r.rdns_verified = c.verified;
-                }
+            Event::Connect(c) if r.connect.is_none() => {
+                r.connect = Some(t);
+                r.first_line = e.at;
+                r.interface = Some(c.interface.clone());
+                r.interface_ip.clone_from(&c.interface_ip);
+                r.remote_ip = Some(c.remote_ip.clone());
+                r.rdns.clone_from(&c.rdns);
+                r.rdns_verified = c.verified;
             }
-            Event::Hat(h) => {
-                if r.policy.is_none() {
-                    r.policy = Some(h.policy.clone());
-                    r.sender_group = Some(h.sender_group.clone());
-                    r.sg_match = Some(h.matched.clone());
-                    if h.sbrs.is_some() {
-                        r.sbrs.clone_from(&h.sbrs);
-                    }
-                    r.country.clone_from(&h.country);
+            Event::Hat(h) if r.policy.is_none() => {
+                r.policy = Some(h.policy.clone());
+                r.sender_group = Some(h.sender_group.clone());
+                r.sg_match = Some(h.matched.clone());
+                if h.sbrs.is_some() {
+                    r.sbrs.clone_from(&h.sbrs);
                 }
+                r.country.clone_from(&h.country);
             }
             Event::Sbrs { sbrs, .. } => {
                 r.sbrs.get_or_insert_with(|| sbrs.clone());
             }
             Event::Tls { success, .. } => r.tls = Some(r.tls.unwrap_or(false) || *success),
             Event::DelayedReject { .. } => r.delayed_reject = true,
-            Event::SenderRejected { address, .. } => {
-                if !r.sender_rejected.contains(address) {
-                    r.sender_rejected.push(address.clone());
-                }
+            Event::SenderRejected { address, .. } if !r.sender_rejected.contains(address) => {
+                r.sender_rejected.push(address.clone());
             }
             Event::Lost { .. } => {
                 r.lost.get_or_insert(t);
             }
-            Event::Close { .. } => {
-                if r.close.is_none() {
-                    r.close = Some(t);
-                    r.close_line = Some(e.at);
-                }
+            Event::Close { .. } if r.close.is_none() => {
+                r.close = Some(t);
+                r.close_line = Some(e.at);
             }
             Event::IcidNote { note, text, .. } => r.notes.push(IcidNote {
                 at: t,

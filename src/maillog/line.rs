@@ -254,7 +254,7 @@ fn two_digits(b: &[u8], i: usize) -> Option<u32> {
 }
 
 /// `HH:MM:SS` at `i`.
-fn hms(b: &[u8], i: usize) -> Option<((u32, u32, u32), usize)> {
+fn hms(b: &[u8], i: usize) -> Option<(Hms, usize)> {
     let h = two_digits(b, i)?;
     (b.get(i + 2) == Some(&b':')).then_some(())?;
     let m = two_digits(b, i + 3)?;
@@ -263,8 +263,11 @@ fn hms(b: &[u8], i: usize) -> Option<((u32, u32, u32), usize)> {
     Some(((h, m, s), i + 8))
 }
 
+/// Hours, minutes, seconds.
+type Hms = (u32, u32, u32);
+
 /// `Mmm D HH:MM:SS` at `i`: month, day, time, end.
-fn month_day_time(b: &[u8], i: usize) -> Option<(u32, u32, (u32, u32, u32), usize)> {
+fn month_day_time(b: &[u8], i: usize) -> Option<(u32, u32, Hms, usize)> {
     let month = month_at(b, i)?;
     let i = spaces(b, i + 3)?;
     let (day, i) = digits(b, i, 2)?;

@@ -151,7 +151,8 @@ pub fn rotated_name(path: &Path) -> Option<RotatedName> {
 /// Reading order: files of one rotation base together (at the place of the first of them),
 /// saved ones by stamp, the current one last; other files keep their given order.
 pub fn order_paths(paths: &[PathBuf]) -> Vec<PathBuf> {
-    let mut groups: Vec<(Option<PathBuf>, Vec<(Option<RotatedName>, PathBuf)>)> = Vec::new();
+    type Member = (Option<RotatedName>, PathBuf);
+    let mut groups: Vec<(Option<PathBuf>, Vec<Member>)> = Vec::new();
     for p in paths {
         let r = rotated_name(p);
         let base = r.as_ref().map(|r| r.base.clone());

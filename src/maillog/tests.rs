@@ -813,7 +813,7 @@ fn gzip_is_detected_by_magic() {
     // No .gz in the name: detection is by content.
     let p = dir.path().join("mail_logs.txt");
     std::fs::write(&p, gzip(&std::fs::read(&src).unwrap())).unwrap();
-    let gz = read_logs(&[p.clone()], &opts()).unwrap();
+    let gz = read_logs(std::slice::from_ref(&p), &opts()).unwrap();
     assert!(gz.summary.files[0].gzip);
     assert_eq!(gz.icids, plain.icids);
     assert_eq!(gz.mids, plain.mids);
@@ -877,7 +877,7 @@ fn io_errors_name_the_file() {
     assert_eq!(e.kind, MailLogErrorKind::IsDirectory);
     assert!(e.to_string().contains("is a directory"));
     let missing = dir.path().join("nope.log");
-    let e = read_logs(&[missing.clone()], &opts()).unwrap_err();
+    let e = read_logs(std::slice::from_ref(&missing), &opts()).unwrap_err();
     assert_eq!(e.kind, MailLogErrorKind::Open);
     assert_eq!(e.path, missing);
     assert!(e.to_string().starts_with(&missing.display().to_string()));

@@ -7,7 +7,7 @@ const HEADER: [&str; 16] = [
     "phase", "quit", "transactions", "completed", "reason",
 ];
 
-fn field(s: &str) -> String {
+pub(crate) fn field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
 }
 

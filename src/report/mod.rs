@@ -7,6 +7,7 @@
 
 pub mod csv;
 pub mod json;
+pub mod log;
 pub mod model;
 pub mod table;
 

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::capture::CaptureSummary;
+use crate::correlate::{Agreement, Clock, Confidence, UnmatchedIcid};
+use crate::maillog::LogSummary;
 use crate::smtp::{Phase, SessionSummary};
 use crate::tcp::TcpConnection;
 use crate::types::{Side, Timestamp};
@@ -16,10 +18,13 @@ pub struct Report {
     /// Clock alignment between capture and mail log; null without a log.
     pub clock: Option<Clock>,
     pub connections: Vec<ConnectionReport>,
-    /// ICIDs of the log with no connection in the capture; empty without a log.
-    pub unmatched_icids: Vec<u64>,
+    /// ICIDs of the log, in the capture's time span, that no connection matched; empty
+    /// without a log.
+    pub unmatched_icids: Vec<UnmatchedIcid>,
     pub summary: Summary,
     pub captures: CaptureSummary,
+    /// What was read from the mail logs; null without a log.
+    pub logs: Option<LogSummary>,
     /// Problems with the input that did not stop the analysis (damaged files, ...).
     pub problems: Vec<String>,
 }
@@ -36,14 +41,6 @@ impl Default for ToolInfo {
     }
 }
 
-/// The offset found between the log's clock and the capture's.
-#[derive(Debug, Clone, Serialize)]
-pub struct Clock {
-    /// Seconds to add to a log time to get UTC.
-    pub offset_seconds: i64,
-    pub source: String,
-    pub supporting_pairs: u32,
-}
 
 /// The first FIN or RST of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -89,8 +86,13 @@ pub struct ConnectionReport {
     pub duration_seconds: f64,
     pub icid: Option<u64>,
     pub mids: Vec<u64>,
+    /// The log's outcome for the ICID: `delivered`, `aborted`, `aborted_by_sender`, `timeout`,
+    /// `rejected`, `no_message`, `lost`, `incomplete`, `open`.
     pub log_outcome: Option<String>,
     pub verdict: Verdict,
+    /// How the connection was matched to its ICID; null without a log or without a match.
+    #[serde(rename = "match")]
+    pub log_match: Option<LogMatch>,
     pub close: Close,
     pub smtp: SmtpFacts,
     pub tcp: TcpConnection,
@@ -110,4 +112,20 @@ pub struct Summary {
     pub other_tcp_connections: u32,
     pub first_seen: Option<Timestamp>,
     pub last_seen: Option<Timestamp>,
+    /// With a log: connections matched to an ICID, and how many of them disagree with it.
+    pub matched: u32,
+    pub disagreements: u32,
+    pub by_log_outcome: BTreeMap<String, u32>,
+}
+
+/// How a connection was lined up with its ICID, and whether wire and log agree.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogMatch {
+    pub appliance: String,
+    pub confidence: Confidence,
+    pub start_delta_seconds: f64,
+    pub close_delta_seconds: Option<f64>,
+    pub envelope_agrees: Option<bool>,
+    pub agreement: Agreement,
+    pub agreement_reason: Option<String>,
 }

@@ -156,8 +156,12 @@ pub struct Session {
     body_gap: bool,
     hold: Vec<Held>,
     hold_bytes: usize,
-    /// An AUTH exchange is under way: client lines are SASL responses unless they are commands.
+    /// Since AUTH, client lines are SASL responses unless they are commands. Only a command
+    /// line ends this, not the server's final reply: if replies were ever matched to the wrong
+    /// entry, a credential line must still not be read as an unknown command and stored.
     auth_active: bool,
+    /// The AUTH exchange got its final (non-334) reply.
+    auth_done: bool,
     c_tls: TlsWatch,
 
     // Server side.
@@ -531,6 +535,7 @@ impl Session {
             Parsed::Auth { .. } => {
                 self.auth = Some((seq, cmd));
                 self.auth_active = true;
+                self.auth_done = false;
                 pending.what = Waiting::Auth;
             }
             Parsed::Mail { from } => {
@@ -754,8 +759,11 @@ impl Session {
         }
         let auth_challenge =
             matches!(p.what, Waiting::Auth | Waiting::AuthResponse) && code == Some(334);
+        // Lines taken as SASL responses after the exchange ended do not change its outcome.
+        let late_response = p.what == Waiting::AuthResponse && self.auth_done;
         if let Some(seq) = p.seq
             && !auth_challenge
+            && !late_response
         {
             self.set_command_reply(seq, &r);
         }
@@ -824,7 +832,7 @@ impl Session {
             }
             Waiting::Auth | Waiting::AuthResponse => {
                 if !auth_challenge {
-                    self.auth_active = false;
+                    self.auth_done = true;
                 }
             }
         }

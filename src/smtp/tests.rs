@@ -533,7 +533,24 @@ fn auth_login_is_never_stored() {
     ]);
     assert_eq!(kinds(&s), Vec::<&str>::new());
     assert_eq!(s.auth.as_ref().unwrap().arg.as_deref(), Some("PLAIN"));
+    assert_eq!(code(&s.auth.as_ref().unwrap().reply), Some(235));
     assert_no_secret(&s);
+
+    // Replies matched to the wrong entries (the 334 lost in a server gap): the credential
+    // lines still never become unknown commands.
+    let mut s = Session::new();
+    s.on_data(S, t(0), b"220 mx\r\n");
+    s.on_data(C, t(1), b"AUTH LOGIN\r\n");
+    s.on_gap(S, t(2), 18);
+    s.on_data(S, t(2), b"250 what\r\n");
+    s.on_data(C, t(3), b"Z2FsdW50\r\n");
+    s.on_data(S, t(4), b"500 unrecognized: Z2FsdW50\r\n");
+    s.on_data(C, t(5), b"VjF2MXRyMG4=\r\nMAIL FROM:<a@b>\r\n");
+    s.on_data(S, t(6), b"535 no\r\n250 ok\r\n");
+    let s = s.summary();
+    assert_no_secret(&s);
+    assert_eq!(s.transactions.len(), 1);
+    assert_eq!(code(&s.auth.as_ref().unwrap().reply), Some(250));
 }
 
 fn tls_record(kind: u8, len: usize) -> Vec<u8> {
@@ -882,6 +899,8 @@ enum Flow {
     Refused,
     /// RCPT accepted, then RSET.
     Abandon,
+    /// Stepwise, with bytes lost in the middle of the body (`n` bytes after line `at`).
+    BodyGap { at: usize, n: u64 },
 }
 
 #[derive(Debug, Clone)]
@@ -891,9 +910,19 @@ struct TxSpec {
     flow: Flow,
 }
 
+#[derive(Debug, Clone, Copy)]
+enum Tls {
+    None,
+    /// STARTTLS, 220, then TLS records to the end.
+    Records,
+    /// STARTTLS, 220, then plaintext SMTP (a decrypted capture).
+    Plaintext,
+}
+
 #[derive(Debug, Clone)]
 struct SessionSpec {
     multiline_banner: bool,
+    tls: Tls,
     auth: bool,
     noise: bool,
     txs: Vec<TxSpec>,
@@ -908,6 +937,7 @@ fn flow() -> impl Strategy<Value = Flow> {
         prop::collection::vec(0usize..40, 1..4).prop_map(Flow::Bdat),
         Just(Flow::Refused),
         Just(Flow::Abandon),
+        (0usize..8, 1u64..5000).prop_map(|(at, n)| Flow::BodyGap { at, n }),
     ]
 }
 
@@ -918,45 +948,93 @@ fn spec() -> impl Strategy<Value = SessionSpec> {
         flow(),
     )
         .prop_map(|(rcpts, lines, flow)| TxSpec { rcpts, lines, flow });
+    let tls = prop_oneof![
+        3 => Just(Tls::None),
+        1 => Just(Tls::Records),
+        1 => Just(Tls::Plaintext),
+    ];
     (
         any::<bool>(),
+        tls,
         any::<bool>(),
         any::<bool>(),
         prop::collection::vec(tx, 0..4),
         any::<bool>(),
     )
-        .prop_map(|(multiline_banner, auth, noise, txs, quit)| SessionSpec {
-            multiline_banner,
-            auth,
-            noise,
-            txs,
-            quit,
-        })
+        .prop_map(
+            |(multiline_banner, tls, auth, noise, txs, quit)| SessionSpec {
+                multiline_banner,
+                tls,
+                auth,
+                noise,
+                txs,
+                quit,
+            },
+        )
+}
+
+/// One segment of a scripted conversation: bytes, or bytes lost.
+#[derive(Debug, Clone)]
+enum Seg {
+    Data(Side, Vec<u8>),
+    Gap(Side, u64),
+}
+
+struct Script(Vec<Seg>);
+
+impl Script {
+    fn push(&mut self, side: Side, b: &[u8]) {
+        self.0.push(Seg::Data(side, b.to_vec()));
+    }
 }
 
 /// The conversation in a realistic arrival order, one entry per segment, and how many
 /// transactions should be started and completed.
-fn transcript(spec: &SessionSpec) -> (Vec<(Side, Vec<u8>)>, usize, usize) {
-    let mut m: Vec<(Side, Vec<u8>)> = Vec::new();
-    let mut push = |side: Side, b: &[u8]| m.push((side, b.to_vec()));
+fn transcript(spec: &SessionSpec) -> (Vec<Seg>, usize, usize) {
+    let mut m = Script(Vec::new());
     if spec.multiline_banner {
-        push(S, b"220-mx.example ESMTP\r\n220 no UCE\r\n");
+        m.push(S, b"220-mx.example ESMTP\r\n220 no UCE\r\n");
     } else {
-        push(S, b"220 mx.example ESMTP\r\n");
+        m.push(S, b"220 mx.example ESMTP\r\n");
     }
-    push(C, b"EHLO client.example\r\n");
-    push(S, EHLO_REPLY);
+    m.push(C, b"EHLO client.example\r\n");
+    m.push(S, EHLO_REPLY);
+    match spec.tls {
+        Tls::None => {}
+        Tls::Records => {
+            m.push(C, b"STARTTLS\r\n");
+            m.push(S, b"220 2.0.0 Ready to start TLS\r\n");
+            m.push(C, &tls_record(22, 250));
+            m.push(
+                S,
+                &[tls_record(22, 2000), tls_record(20, 1), tls_record(22, 40)].concat(),
+            );
+            m.push(
+                C,
+                &[tls_record(20, 1), tls_record(22, 40), tls_record(23, 900)].concat(),
+            );
+            m.push(S, &tls_record(23, 100));
+            m.push(C, &tls_record(21, 26));
+            return (m.0, 0, 0);
+        }
+        Tls::Plaintext => {
+            m.push(C, b"STARTTLS\r\n");
+            m.push(S, b"220 2.0.0 Ready to start TLS\r\n");
+            m.push(C, b"EHLO client.example\r\n");
+            m.push(S, EHLO_REPLY);
+        }
+    }
     if spec.auth {
-        push(C, b"AUTH LOGIN\r\n");
-        push(S, b"334 VXNlcm5hbWU6\r\n");
-        push(C, b"Z3VycGFydGFwQHBhdHJpb3RzLmlu\r\n");
-        push(S, b"334 UGFzc3dvcmQ6\r\n");
-        push(C, b"cHVuamFiQDEyMw==\r\n");
-        push(S, b"235 ok\r\n");
+        m.push(C, b"AUTH LOGIN\r\n");
+        m.push(S, b"334 VXNlcm5hbWU6\r\n");
+        m.push(C, b"Z3VycGFydGFwQHBhdHJpb3RzLmlu\r\n");
+        m.push(S, b"334 UGFzc3dvcmQ6\r\n");
+        m.push(C, b"cHVuamFiQDEyMw==\r\n");
+        m.push(S, b"235 ok\r\n");
     }
     if spec.noise {
-        push(C, b"NOOP\r\nXYZZY plugh\r\n");
-        push(S, b"250 ok\r\n500 what\r\n");
+        m.push(C, b"NOOP\r\nXYZZY plugh\r\n");
+        m.push(S, b"250 ok\r\n500 what\r\n");
     }
     let (mut started, mut completed) = (0, 0);
     for tx in &spec.txs {
@@ -977,24 +1055,24 @@ fn transcript(spec: &SessionSpec) -> (Vec<(Side, Vec<u8>)>, usize, usize) {
         }
         match &tx.flow {
             Flow::Stepwise => {
-                push(C, &env);
-                push(S, &env_replies);
-                push(C, b"DATA\r\n");
-                push(S, b"354 go\r\n");
-                push(C, &[&body[..], b".\r\n"].concat());
-                push(S, b"250 queued\r\n");
+                m.push(C, &env);
+                m.push(S, &env_replies);
+                m.push(C, b"DATA\r\n");
+                m.push(S, b"354 go\r\n");
+                m.push(C, &[&body[..], b".\r\n"].concat());
+                m.push(S, b"250 queued\r\n");
                 completed += 1;
             }
             Flow::Pipelined => {
-                push(C, &[&env[..], b"DATA\r\n"].concat());
-                push(S, &[&env_replies[..], b"354 go\r\n"].concat());
-                push(C, &[&body[..], b".\r\n"].concat());
-                push(S, b"250 queued\r\n");
+                m.push(C, &[&env[..], b"DATA\r\n"].concat());
+                m.push(S, &[&env_replies[..], b"354 go\r\n"].concat());
+                m.push(C, &[&body[..], b".\r\n"].concat());
+                m.push(S, b"250 queued\r\n");
                 completed += 1;
             }
             Flow::BodyAhead => {
-                push(C, &[&env[..], b"DATA\r\n", &body[..], b".\r\n"].concat());
-                push(S, &[&env_replies[..], b"354 go\r\n250 queued\r\n"].concat());
+                m.push(C, &[&env[..], b"DATA\r\n", &body[..], b".\r\n"].concat());
+                m.push(S, &[&env_replies[..], b"354 go\r\n250 queued\r\n"].concat());
                 completed += 1;
             }
             Flow::Bdat(sizes) => {
@@ -1008,47 +1086,76 @@ fn transcript(spec: &SessionSpec) -> (Vec<(Side, Vec<u8>)>, usize, usize) {
                     c.extend(b".\r\nQUIT\r\n".iter().cycle().take(*n));
                     r.extend_from_slice(b"250 chunk ok\r\n");
                 }
-                push(C, &c);
-                push(S, &r);
+                m.push(C, &c);
+                m.push(S, &r);
                 completed += 1;
             }
             Flow::Refused => {
-                push(C, &[&env[..], b"DATA\r\n"].concat());
-                push(
+                m.push(C, &[&env[..], b"DATA\r\n"].concat());
+                m.push(
                     S,
                     &[&env_replies[..], b"554 no valid recipients\r\n"].concat(),
                 );
-                push(C, b"Subject: anyway\r\n");
-                push(S, b"500 unrecognized command\r\n");
-                push(C, b"RSET\r\n");
-                push(S, b"250 reset\r\n");
+                m.push(C, b"Subject: anyway\r\n");
+                m.push(S, b"500 unrecognized command\r\n");
+                m.push(C, b"RSET\r\n");
+                m.push(S, b"250 reset\r\n");
             }
             Flow::Abandon => {
-                push(C, &env);
-                push(S, &env_replies);
-                push(C, b"RSET\r\n");
-                push(S, b"250 reset\r\n");
+                m.push(C, &env);
+                m.push(S, &env_replies);
+                m.push(C, b"RSET\r\n");
+                m.push(S, b"250 reset\r\n");
+            }
+            Flow::BodyGap { at, n } => {
+                m.push(C, &env);
+                m.push(S, &env_replies);
+                m.push(C, b"DATA\r\n");
+                m.push(S, b"354 go\r\n");
+                // Cut inside a line, so the gap never hides or fakes the end mark.
+                let mut first = b"Subject: gap\r\n".to_vec();
+                let mut second = Vec::new();
+                for (i, line) in body.split_inclusive(|&b| b == b'\n').enumerate() {
+                    if i < *at {
+                        first.extend_from_slice(line)
+                    } else {
+                        second.extend_from_slice(line)
+                    }
+                }
+                first.extend_from_slice(b"abc");
+                second.splice(0..0, b"xyz\r\n".iter().copied());
+                second.extend_from_slice(b".\r\n");
+                m.push(C, &first);
+                m.0.push(Seg::Gap(C, *n));
+                m.push(C, &second);
+                m.push(S, b"250 queued\r\n");
+                completed += 1;
             }
         }
     }
     if spec.quit {
-        push(C, b"QUIT\r\n");
-        push(S, b"221 bye\r\n");
+        m.push(C, b"QUIT\r\n");
+        m.push(S, b"221 bye\r\n");
     }
-    (m, started, completed)
+    (m.0, started, completed)
 }
 
 /// Feeds each message cut at the given positions (taken modulo its length), every piece of a
 /// message at that message's time.
-fn feed_cut(script: &[(Side, Vec<u8>)], cuts: &[usize]) -> SessionSummary {
+fn feed_cut(script: &[Seg], cuts: &[usize]) -> SessionSummary {
     let mut s = Session::new();
     let mut cuts = cuts.iter().cycle();
-    for (i, (side, bytes)) in script.iter().enumerate() {
-        let mut rest = &bytes[..];
-        while !rest.is_empty() {
-            let n = 1 + cuts.next().copied().unwrap_or(usize::MAX) % rest.len();
-            s.on_data(*side, t(i), &rest[..n]);
-            rest = &rest[n..];
+    for (i, seg) in script.iter().enumerate() {
+        match seg {
+            Seg::Gap(side, n) => s.on_gap(*side, t(i), *n),
+            Seg::Data(side, bytes) => {
+                let mut rest = &bytes[..];
+                while !rest.is_empty() {
+                    let n = 1 + cuts.next().copied().unwrap_or(usize::MAX) % rest.len();
+                    s.on_data(*side, t(i), &rest[..n]);
+                    rest = &rest[n..];
+                }
+            }
         }
     }
     s.summary()
@@ -1067,9 +1174,25 @@ proptest! {
         prop_assert_eq!(whole.transactions.len(), started);
         prop_assert_eq!(whole.transactions.iter().filter(|t| t.completed()).count(), completed);
         prop_assert_eq!(whole.unanswered, 0);
-        prop_assert!(whole.anomalies.iter().all(|a| matches!(a, SmtpAnomaly::UnknownCommand { .. })),
+        prop_assert!(whole.anomalies.iter().all(|a| matches!(a,
+            SmtpAnomaly::UnknownCommand { .. }
+            | SmtpAnomaly::Gap { .. }
+            | SmtpAnomaly::PlaintextAfterStarttls { .. })),
             "{:?}", whole.anomalies);
-        prop_assert_eq!(whole.quit.is_some(), spec.quit);
+        match spec.tls {
+            Tls::Records => {
+                let tls = whole.tls.as_ref().expect("tls");
+                prop_assert!(tls.handshake_completed);
+                prop_assert_eq!(tls.client.alert_records, 1);
+                prop_assert_eq!(whole.phase, Phase::Tls);
+                prop_assert!(whole.quit.is_none());
+            }
+            Tls::Plaintext => {
+                prop_assert!(whole.tls.is_none());
+                prop_assert_eq!(whole.quit.is_some(), spec.quit);
+            }
+            Tls::None => prop_assert_eq!(whole.quit.is_some(), spec.quit),
+        }
         assert_no_secret(&whole);
         let split = feed_cut(&script, &cuts);
         prop_assert_eq!(&split, &whole);

@@ -1,0 +1,574 @@
+//! Stage: line connections up with the mail log's ICIDs.
+//!
+//! Contract: [`correlate`] takes the connections (their TCP facts, SMTP summary and wire
+//! verdict) and the parsed [`MailLog`], and returns the clock alignment it found, the ICID each
+//! connection most likely is (with a confidence and what supports it), whether the wire verdict
+//! agrees with the log's outcome, and the ICIDs no connection matched. It formats nothing.
+//!
+//! The log has no client port, one-second times in the appliance's local zone and often a
+//! clock a few seconds off, so:
+//! 1. the clock offset is the one that lines up the most connection starts with `New SMTP ICID`
+//!    lines of the same remote IP and listener IP (each pair votes for an interval of offsets,
+//!    because the log truncates to whole seconds); the log's `Time offset from UTC` header
+//!    breaks ties; `--log-tz` / `--clock-offset` override the search;
+//! 2. within each IP pair, connections and ICIDs are paired by the lowest cost — start time,
+//!    close time, envelope senders, message count, TLS — with the order of arrival breaking
+//!    ties, which is how a burst of connections in one second is told apart.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use crate::maillog::{IcidRecord, LocalTime, LogOutcome, LogZone, MailLog};
+use crate::smtp::SessionSummary;
+use crate::tcp::TcpConnection;
+use crate::types::Timestamp;
+use crate::verdict::{Layer, Verdict};
+
+const NS: i64 = Timestamp::NANOS_PER_SEC;
+
+/// How the log's clock was aligned with the capture's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClockSource {
+    /// Found by lining up connection starts with `New SMTP ICID` lines.
+    Auto,
+    /// No pair could be lined up: the log's `Time offset from UTC` header was used as is.
+    Header,
+    /// `--log-tz`, with the skew found automatically.
+    LogTz,
+    /// `--clock-offset`.
+    Given,
+    /// Nothing to go by: the log is taken to be in UTC.
+    None,
+}
+
+/// The clock alignment between the log and the capture.
+#[derive(Debug, Clone, Serialize)]
+pub struct Clock {
+    /// Log time minus capture time (UTC), in seconds, like the log header's
+    /// `Time offset from UTC` (which it includes, with the appliance clock's skew).
+    pub offset_seconds: f64,
+    /// The same, readable: `+02:00:03.4`.
+    pub offset: String,
+    pub source: ClockSource,
+    /// The zone given with `--log-tz`, when it was.
+    pub zone: Option<String>,
+    /// Connections whose start lines up with an ICID of the same IP pair at this offset.
+    pub supporting_pairs: u32,
+    /// The log's `Time offset from UTC` header value, when it had one.
+    pub header_offset_seconds: Option<i64>,
+}
+
+/// What the user said about the log's clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub enum ClockHint {
+    #[default]
+    Auto,
+    /// `--log-tz`: a zone; only the skew is searched.
+    Zone(chrono_tz::Tz),
+    /// `--clock-offset`: log minus UTC, seconds.
+    Offset(i64),
+}
+
+/// How sure a match is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Confidence {
+    High,
+    Medium,
+    Low,
+}
+
+/// Whether the wire's verdict and the log's outcome tell the same story.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Agreement {
+    Agrees,
+    Disagrees,
+    /// One side cannot tell (encrypted session, the log has no end for this ICID, ...).
+    Unknown,
+}
+
+/// One connection's ICID.
+#[derive(Debug, Clone, Serialize)]
+pub struct Match {
+    pub appliance: String,
+    pub icid: u64,
+    pub mids: Vec<u64>,
+    pub log_outcome: LogOutcome,
+    pub confidence: Confidence,
+    /// Log connect time (aligned) minus the connection's first packet, seconds.
+    pub start_delta_seconds: f64,
+    /// Log `close`/`lost` time (aligned) minus the connection's first close, seconds.
+    pub close_delta_seconds: Option<f64>,
+    /// The envelope senders seen on the wire and in the log agree (None: not comparable).
+    pub envelope_agrees: Option<bool>,
+    pub agreement: Agreement,
+    /// Why they disagree (or why it cannot be told), in words.
+    pub agreement_reason: Option<String>,
+    /// Index of the ICID in [`MailLog::icids`].
+    #[serde(skip)]
+    pub icid_index: usize,
+}
+
+/// An ICID in the capture's time span that no connection matched.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnmatchedIcid {
+    pub appliance: String,
+    pub icid: u64,
+    pub remote_ip: Option<String>,
+    pub interface_ip: Option<String>,
+    /// The connect time, aligned to UTC.
+    pub connect: Option<Timestamp>,
+    pub log_outcome: LogOutcome,
+    pub mids: Vec<u64>,
+    /// Why it may be missing from the capture.
+    pub reason: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Correlation {
+    pub clock: Clock,
+    /// Per connection (same order as the input), its ICID if one was found.
+    pub matches: Vec<Option<Match>>,
+    pub unmatched_icids: Vec<UnmatchedIcid>,
+}
+
+/// The facts of one connection that correlation uses.
+#[derive(Debug, Clone, Copy)]
+pub struct WireView<'a> {
+    pub tcp: &'a TcpConnection,
+    pub smtp: &'a SessionSummary,
+    pub verdict: &'a Verdict,
+}
+
+impl WireView<'_> {
+    fn close_at(&self) -> Option<Timestamp> {
+        [self.tcp.first_fin().map(|(_, e)| e.at), self.tcp.first_rst().map(|(_, e)| e.at)].into_iter().flatten().min()
+    }
+}
+
+/// A log time read as if it were UTC (the offset is applied separately).
+fn naive(t: LocalTime) -> Timestamp {
+    t.to_utc(&LogZone::Fixed(0))
+}
+
+fn ip_of(h: &Option<crate::maillog::HostAddr>) -> Option<IpAddr> {
+    h.as_ref().and_then(|h| h.ip())
+}
+
+/// Log time of an ICID's start for matching, converted by the zone when one was given.
+fn icid_start(rec: &IcidRecord, zone: Option<chrono_tz::Tz>) -> Option<Timestamp> {
+    let t = rec.connect?;
+    Some(match zone {
+        Some(tz) => t.to_utc(&LogZone::Named(tz)),
+        None => naive(t),
+    })
+}
+
+fn icid_end(rec: &IcidRecord, zone: Option<chrono_tz::Tz>) -> Option<Timestamp> {
+    let t = match (rec.lost, rec.close) {
+        (Some(l), Some(c)) => l.min(c),
+        (l, c) => l.or(c)?,
+    };
+    Some(match zone {
+        Some(tz) => t.to_utc(&LogZone::Named(tz)),
+        None => naive(t),
+    })
+}
+
+fn fmt_offset(secs: f64) -> String {
+    let sign = if secs < 0.0 { '-' } else { '+' };
+    let a = secs.abs();
+    let h = (a / 3600.0).floor();
+    let m = ((a - h * 3600.0) / 60.0).floor();
+    let s = a - h * 3600.0 - m * 60.0;
+    format!("{sign}{:02}:{:02}:{:04.1}", h as i64, m as i64, s)
+}
+
+/// Searches the offset (log − UTC, ns) that the most connection starts agree with. Each pair
+/// (connection, ICID of the same IP pair) allows the interval of offsets under which the log's
+/// truncated second is consistent with the connection's first packet, with some slack for the
+/// accept latency. Returns (offset, supporting connections).
+fn vote(pairs: &[(usize, i64)], hint: Option<i64>, bound: i64) -> Option<(i64, u32)> {
+    // log_second = floor(first_seen + offset + latency), latency in [0, 0.5 s]
+    // → offset ∈ [d − 1 s − 0.5 s, d + 0.2 s] where d = log_second − first_seen.
+    let mut events: Vec<(i64, i32, usize)> = Vec::with_capacity(pairs.len() * 2);
+    for &(conn, d) in pairs {
+        if d.abs() > bound {
+            continue;
+        }
+        events.push((d - NS - NS / 2, 1, conn));
+        events.push((d + NS / 5, -1, conn));
+    }
+    if events.is_empty() {
+        return None;
+    }
+    events.sort_by_key(|e| (e.0, -e.1));
+    // Count distinct connections in the overlap: a connection with two ICIDs in range votes once.
+    let mut active: HashMap<usize, u32> = HashMap::new();
+    let mut best: Option<(u32, i64, i64)> = None; // (count, start, end of region)
+    for (i, &(x, kind, conn)) in events.iter().enumerate() {
+        if kind == 1 {
+            *active.entry(conn).or_default() += 1;
+        } else if let Some(n) = active.get_mut(&conn) {
+            *n -= 1;
+            if *n == 0 {
+                active.remove(&conn);
+            }
+        }
+        let count = active.len() as u32;
+        let end = events.get(i + 1).map_or(x, |e| e.0);
+        if kind == 1 && count > 0 {
+            let better = match best {
+                None => true,
+                Some((c, s, e)) => {
+                    count > c
+                        || (count == c && {
+                            // Tie: closer to the header's hint, else closer to zero skew.
+                            let target = hint.unwrap_or(0);
+                            let mid_new = (x + end) / 2;
+                            let mid_old = (s + e) / 2;
+                            (mid_new - target).abs() < (mid_old - target).abs()
+                        })
+                }
+            };
+            if better {
+                best = Some((count, x, end));
+            }
+        }
+    }
+    best.map(|(c, s, e)| {
+        // Inside the region, take the point nearest the hint's whole-second offset when it is
+        // there (a clock without skew), else the middle.
+        let mid = (s + e) / 2;
+        let pick = match hint {
+            Some(h) if h >= s && h <= e => h,
+            _ => mid,
+        };
+        (pick, c)
+    })
+}
+
+/// Correlates connections with the log.
+pub fn correlate(conns: &[WireView<'_>], log: &MailLog, hint: ClockHint) -> Correlation {
+    let zone = match hint {
+        ClockHint::Zone(tz) => Some(tz),
+        _ => None,
+    };
+    // ICIDs by remote IP; the listener IP is checked per pair (old logs lack it).
+    let mut by_remote: HashMap<IpAddr, Vec<usize>> = HashMap::new();
+    for (i, rec) in log.icids.iter().enumerate() {
+        if let (Some(ip), Some(_)) = (ip_of(&rec.remote_ip), rec.connect) {
+            by_remote.entry(ip).or_default().push(i);
+        }
+    }
+    let listener_ok = |rec: &IcidRecord, c: &WireView<'_>| ip_of(&rec.interface_ip).is_none_or(|ip| ip == c.tcp.server.ip());
+
+    let header = log.icids.first().and_then(|r| log.time_offset_hint(&r.appliance));
+    let header_ns = header.map(|h| h * NS);
+
+    // 1. The clock.
+    let mut pairs: Vec<(usize, i64)> = Vec::new();
+    for (ci, c) in conns.iter().enumerate() {
+        let Some(list) = by_remote.get(&c.tcp.client.ip()) else { continue };
+        // Bound the work for an IP with very many connections and ICIDs.
+        if list.len() > 2000 && ci % 16 != 0 {
+            continue;
+        }
+        for &ii in list {
+            let rec = &log.icids[ii];
+            if !listener_ok(rec, c) {
+                continue;
+            }
+            if let Some(start) = icid_start(rec, zone) {
+                pairs.push((ci, start.0 - c.tcp.first_seen.0));
+            }
+        }
+    }
+    let (offset_ns, support, source) = match hint {
+        ClockHint::Offset(s) => (s * NS, 0, ClockSource::Given),
+        ClockHint::Zone(_) => match vote(&pairs, Some(0), 3600 * NS) {
+            Some((o, n)) => (o, n, ClockSource::LogTz),
+            None => (0, 0, ClockSource::LogTz),
+        },
+        ClockHint::Auto => match vote(&pairs, header_ns, 27 * 3600 * NS) {
+            Some((o, n)) => (o, n, ClockSource::Auto),
+            None => match header_ns {
+                Some(h) => (h, 0, ClockSource::Header),
+                None => (0, 0, ClockSource::None),
+            },
+        },
+    };
+    let aligned = |t: Timestamp| Timestamp(t.0 - offset_ns);
+
+    // 2. Candidate pairs with their costs.
+    struct Cand {
+        conn: usize,
+        icid: usize,
+        cost: f64,
+        start_delta: f64,
+        close_delta: Option<f64>,
+        envelope: Option<bool>,
+        rank_gap: usize,
+    }
+    let mut cands: Vec<Cand> = Vec::new();
+    // Ranks within each remote IP, by time, for tie-breaking in bursts.
+    let mut conn_rank: HashMap<usize, usize> = HashMap::new();
+    {
+        let mut by_ip: HashMap<IpAddr, Vec<usize>> = HashMap::new();
+        for (i, c) in conns.iter().enumerate() {
+            by_ip.entry(c.tcp.client.ip()).or_default().push(i);
+        }
+        for list in by_ip.values_mut() {
+            list.sort_by_key(|&i| (conns[i].tcp.first_seen, conns[i].tcp.client.port()));
+            for (r, &i) in list.iter().enumerate() {
+                conn_rank.insert(i, r);
+            }
+        }
+    }
+    let mut icid_rank: HashMap<usize, usize> = HashMap::new();
+    for list in by_remote.values_mut() {
+        list.sort_by_key(|&i| (log.icids[i].connect, log.icids[i].icid));
+        for (r, &i) in list.iter().enumerate() {
+            icid_rank.insert(i, r);
+        }
+    }
+    for (ci, c) in conns.iter().enumerate() {
+        let Some(list) = by_remote.get(&c.tcp.client.ip()) else { continue };
+        let first = c.tcp.first_seen;
+        // ICIDs sorted by connect time: only those within a window of the start can match.
+        let lo = list.partition_point(|&i| icid_start(&log.icids[i], zone).is_some_and(|t| aligned(t).0 < first.0 - 5 * NS));
+        for &ii in &list[lo..] {
+            let rec = &log.icids[ii];
+            let Some(start) = icid_start(rec, zone).map(aligned) else { continue };
+            if start.0 > first.0 + 5 * NS {
+                break;
+            }
+            if !listener_ok(rec, c) {
+                continue;
+            }
+            // Expected: start ∈ (first − 1 s, first + latency]; cost is the distance outside.
+            let e = start.seconds_since(first);
+            let start_cost = (e - 0.5).max(0.0) + (-1.3 - e).max(0.0);
+            if start_cost > 3.0 {
+                continue;
+            }
+            let mut cost = start_cost * 4.0;
+            let close_delta = match (icid_end(rec, zone).map(aligned), c.close_at()) {
+                (Some(lc), Some(wc)) => {
+                    let d = lc.seconds_since(wc);
+                    cost += ((d - 2.0).max(0.0) + (-1.5 - d).max(0.0)).min(30.0);
+                    Some(d)
+                }
+                _ => None,
+            };
+            let wire_from: Vec<&str> = c.smtp.transactions.iter().map(|t| t.mail_from.as_str()).collect();
+            let log_from: Vec<&str> = rec.mids.iter().filter_map(|m| log.mid(&rec.appliance, *m)).filter_map(|m| m.from.as_deref()).collect();
+            let envelope = if wire_from.is_empty() || log_from.is_empty() || c.smtp.tls.is_some() {
+                None
+            } else {
+                let wire: HashSet<String> = wire_from.iter().map(|s| s.to_ascii_lowercase()).collect();
+                let ok = log_from.iter().all(|f| wire.contains(&f.to_ascii_lowercase()));
+                Some(ok)
+            };
+            match envelope {
+                Some(true) => cost -= 1.0,
+                Some(false) => cost += 6.0,
+                None => {}
+            }
+            if c.smtp.tls.is_none() && !c.smtp.transactions.is_empty() {
+                let started = c.smtp.transactions.iter().filter(|t| t.started()).count();
+                cost += (started as f64 - rec.mids.len() as f64).abs().min(5.0) * 0.5;
+            }
+            // The log's TLS line is optional (a log setting), so only its presence is evidence.
+            if rec.tls == Some(true) && c.smtp.tls.is_none() {
+                cost += 2.0;
+            }
+            let rank_gap = conn_rank.get(&ci).copied().unwrap_or(0).abs_diff(icid_rank.get(&ii).copied().unwrap_or(0));
+            cands.push(Cand { conn: ci, icid: ii, cost, start_delta: e, close_delta, envelope, rank_gap });
+        }
+    }
+
+    // 3. Greedy assignment by cost; the order of arrival breaks ties.
+    let mut order: Vec<usize> = (0..cands.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (x, y) = (&cands[a], &cands[b]);
+        x.cost.total_cmp(&y.cost).then(x.rank_gap.cmp(&y.rank_gap)).then(x.conn.cmp(&y.conn))
+    });
+    let mut conn_taken = vec![false; conns.len()];
+    let mut icid_taken = vec![false; log.icids.len()];
+    let mut matches: Vec<Option<Match>> = vec![None; conns.len()];
+    for &k in &order {
+        let cd = &cands[k];
+        if conn_taken[cd.conn] || icid_taken[cd.icid] {
+            continue;
+        }
+        conn_taken[cd.conn] = true;
+        icid_taken[cd.icid] = true;
+        // Confidence: how many other still-plausible pairings were nearly as good.
+        let rivals = cands
+            .iter()
+            .filter(|o| (o.conn == cd.conn) != (o.icid == cd.icid) && o.cost < cd.cost + 1.0)
+            .count();
+        let confidence = if cd.cost < 1.0 && rivals == 0 {
+            Confidence::High
+        } else if cd.cost < 3.0 && (rivals == 0 || cd.envelope == Some(true) || cd.close_delta.is_some_and(|d| d.abs() < 2.0)) {
+            Confidence::Medium
+        } else {
+            Confidence::Low
+        };
+        let rec = &log.icids[cd.icid];
+        let c = &conns[cd.conn];
+        let (agreement, agreement_reason) = agree(c, rec, log);
+        matches[cd.conn] = Some(Match {
+            appliance: rec.appliance.clone(),
+            icid: rec.icid,
+            mids: rec.mids.clone(),
+            log_outcome: rec.outcome,
+            confidence,
+            start_delta_seconds: (cd.start_delta * 1000.0).round() / 1000.0,
+            close_delta_seconds: cd.close_delta.map(|d| (d * 1000.0).round() / 1000.0),
+            envelope_agrees: cd.envelope,
+            agreement,
+            agreement_reason,
+            icid_index: cd.icid,
+        });
+    }
+
+    // 4. ICIDs in the capture's span that nothing matched.
+    let span = conns.iter().map(|c| (c.tcp.first_seen, c.tcp.last_seen)).fold(None, |acc: Option<(Timestamp, Timestamp)>, (a, b)| {
+        Some(acc.map_or((a, b), |(x, y)| (x.min(a), y.max(b))))
+    });
+    let client_ips: HashSet<IpAddr> = conns.iter().map(|c| c.tcp.client.ip()).collect();
+    let server_ips: HashSet<IpAddr> = conns.iter().map(|c| c.tcp.server.ip()).collect();
+    let mut unmatched_icids = Vec::new();
+    if let Some((first, last)) = span {
+        for (i, rec) in log.icids.iter().enumerate() {
+            if icid_taken[i] {
+                continue;
+            }
+            let Some(start) = icid_start(rec, zone).map(aligned) else { continue };
+            if start.0 < first.0 - 2 * NS || start.0 > last.0 + 2 * NS {
+                continue;
+            }
+            let remote = ip_of(&rec.remote_ip);
+            let iface = ip_of(&rec.interface_ip);
+            let reason = if iface.is_some_and(|ip| !server_ips.contains(&ip)) {
+                "its listener IP is not in the capture (taken on another interface?)".to_string()
+            } else if remote.is_some_and(|ip| !client_ips.contains(&ip)) {
+                "no connection from its remote IP in the capture (capture filter or interface?)".to_string()
+            } else {
+                "connections from its remote IP matched other ICIDs better".to_string()
+            };
+            unmatched_icids.push(UnmatchedIcid {
+                appliance: rec.appliance.clone(),
+                icid: rec.icid,
+                remote_ip: remote.map(|ip| ip.to_string()),
+                interface_ip: iface.map(|ip| ip.to_string()),
+                connect: Some(start),
+                log_outcome: rec.outcome,
+                mids: rec.mids.clone(),
+                reason,
+            });
+        }
+    }
+
+    let offset_seconds = (offset_ns as f64 / NS as f64 * 10.0).round() / 10.0;
+    Correlation {
+        clock: Clock {
+            offset_seconds,
+            offset: fmt_offset(offset_seconds),
+            source,
+            zone: zone.map(|z| z.name().to_string()),
+            supporting_pairs: support,
+            header_offset_seconds: header,
+        },
+        matches,
+        unmatched_icids,
+    }
+}
+
+/// Whether the wire's verdict tells the log's story.
+fn agree(c: &WireView<'_>, rec: &IcidRecord, log: &MailLog) -> (Agreement, Option<String>) {
+    let v = c.verdict;
+    let layer = v.layer;
+    let completed = c.smtp.transactions.iter().filter(|t| t.completed()).count();
+    let ready = rec.mids.iter().filter_map(|m| log.mid(&rec.appliance, *m)).filter(|m| m.ready.is_some()).count();
+    let encrypted = c.smtp.tls.is_some();
+    if encrypted && layer == Layer::Unknown {
+        return (Agreement::Unknown, Some(format!("session encrypted; the log says {}", rec.outcome.as_str())));
+    }
+    let wire = format!("wire shows {} ({})", layer, v.reason);
+    use LogOutcome as O;
+    let ok = match rec.outcome {
+        O::AbortedBySender => layer == Layer::Application,
+        O::Aborted => matches!(layer, Layer::Network | Layer::Timeout),
+        O::Timeout => layer == Layer::Timeout,
+        O::Lost => layer == Layer::Network,
+        O::Delivered => {
+            if !encrypted && completed < ready {
+                return (
+                    Agreement::Disagrees,
+                    Some(format!("log says {ready} message(s) received, wire shows {completed} final 2xx")),
+                );
+            }
+            true
+        }
+        O::Rejected | O::NoMessage => completed == 0,
+        O::Incomplete | O::Open => {
+            return (Agreement::Unknown, Some(format!("the log does not show how ICID {} ended", rec.icid)));
+        }
+    };
+    if layer == Layer::Unknown {
+        return (Agreement::Unknown, Some(format!("the capture does not show the end; the log says {}", rec.outcome.as_str())));
+    }
+    if ok {
+        (Agreement::Agrees, None)
+    } else {
+        let log_words = match rec.outcome {
+            O::AbortedBySender => "log says aborted by sender",
+            O::Aborted => "log says receiving aborted",
+            O::Timeout => "log says receiving aborted after the idle timeout",
+            O::Lost => "log says ICID lost",
+            O::Delivered => "log says delivered",
+            O::Rejected => "log says rejected",
+            O::NoMessage => "log says no message",
+            O::Incomplete | O::Open => "log is incomplete",
+        };
+        (Agreement::Disagrees, Some(format!("{log_words}, {wire}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vote_finds_offset_shared_by_most_pairs() {
+        // Three connections whose log seconds sit 3600 s + 3.4 s after the first packet, one
+        // stray pair far off.
+        let pairs = vec![(0, 3603 * NS + 400_000_000), (1, 3603 * NS + 700_000_000), (2, 3603 * NS + 100_000_000), (3, 10 * NS)];
+        let (o, n) = vote(&pairs, None, 27 * 3600 * NS).unwrap();
+        assert_eq!(n, 3);
+        // Every pair's interval must hold the offset.
+        for &(_, d) in &pairs[..3] {
+            assert!(o >= d - NS - NS / 2 && o <= d + NS / 5, "{o} vs {d}");
+        }
+    }
+
+    #[test]
+    fn vote_prefers_the_header_hint_on_ties() {
+        let pairs = vec![(0, 100 * NS), (1, 7200 * NS)];
+        let (o, _) = vote(&pairs, Some(7200 * NS), 27 * 3600 * NS).unwrap();
+        assert!((o - 7200 * NS).abs() <= 2 * NS);
+    }
+
+    #[test]
+    fn offsets_read_well() {
+        assert_eq!(fmt_offset(-18003.4), "-05:00:03.4");
+        assert_eq!(fmt_offset(7200.0), "+02:00:00.0");
+    }
+}
