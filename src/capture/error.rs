@@ -163,7 +163,7 @@ pub(crate) fn describe_first_bytes(bytes: &[u8]) -> String {
         Some("xz-compressed; decompress it first")
     } else if bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         Some("zstd-compressed; decompress it first")
-    } else if bytes.starts_with(&[0x34, 0xcd, 0xb2, 0xa1]) {
+    } else if bytes.starts_with(&[0xa1, 0xb2, 0xcd, 0x34]) {
         Some("a big-endian \"modified\" (Kuznetzov) pcap, which is not supported")
     } else if printable == shown.len() && !shown.is_empty() {
         Some("text, perhaps a log or tcpdump's printed output rather than a capture file")

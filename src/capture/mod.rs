@@ -6,9 +6,12 @@
 //! a file stops that file only; everything decoded before it has been delivered, and the damage
 //! is returned as data ([`FileSummary::damage`]).
 //!
-//! Entry point: [`read_captures`]. Submodules: `reader` (one input: gzip, pcap/pcapng
-//! streaming), `link` (link layers), `decode` (IP/TCP into [`Packet`]), `filter` (BPF through
-//! libpcap), `error` ([`CaptureError`], [`Damage`]).
+//! Entry point: [`read_captures`] (or [`read_captures_with_progress`]) with [`ReadOptions`];
+//! it returns a [`CaptureSummary`] (one [`FileSummary`] per input, serializable for the report)
+//! or, before any packet was delivered, a [`CaptureError`]. Records that are not TCP/IP are
+//! counted by reason ([`IgnoredCounts`]), never delivered. Submodules: `reader` (one input:
+//! gzip, pcap/pcapng streaming, damage), `link` (link layers), `decode` (IP/TCP into
+//! [`Packet`]), `filter` (BPF through libpcap), `error` ([`CaptureError`], [`Damage`]).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;

@@ -154,6 +154,8 @@ enum Kind {
         snaplen: u32,
         nanos: bool,
         big_endian: bool,
+        /// 16, or 24 in the "modified" (Kuznetzov) format.
+        record_header: usize,
     },
     PcapNg {
         big_endian: bool,
@@ -384,6 +386,7 @@ impl Source {
                             snaplen: h.snaplen,
                             nanos: h.is_nanosecond_precision(),
                             big_endian: h.is_bigendian(),
+                            record_header: if h.is_modified_format() { 24 } else { 16 },
                         },
                         _ => return Err(header_error("unreadable header".into())),
                     };
@@ -513,14 +516,7 @@ impl Source {
         ))
     }
 
-    /// Adds a note about this input (once per link type), for the report.
-    pub fn note_link_type_once(&mut self, link_type: u32, note: impl FnOnce() -> String) {
-        if !self.state.noted_link_types.contains(&link_type) {
-            self.state.noted_link_types.push(link_type);
-            self.state.summary.notes.push(note());
-        }
-    }
-
+    /// The summary being filled, for the counters kept by the caller.
     pub fn summary_mut(&mut self) -> &mut FileSummary {
         &mut self.state.summary
     }
@@ -660,13 +656,14 @@ impl Source {
             Kind::Pcap {
                 snaplen,
                 big_endian,
+                record_header,
                 ..
             } => {
                 let caplen = u32_at(data, 8, *big_endian).ok_or("unreadable record header")?;
                 if let Some(p) = length_problem(u64::from(caplen), *snaplen, "") {
                     return Err(p);
                 }
-                Ok(16 + caplen as usize)
+                Ok(record_header + caplen as usize)
             }
             Kind::PcapNg { big_endian, ifaces } => {
                 let block_len =
@@ -697,13 +694,17 @@ impl Source {
         let data = self.reader.data();
         let what = self.state.what;
         match &self.state.kind {
-            Kind::Pcap { big_endian, .. } => match u32_at(data, 8, *big_endian) {
-                Some(caplen) if data.len() >= 16 => format!(
+            Kind::Pcap {
+                big_endian,
+                record_header,
+                ..
+            } => match u32_at(data, 8, *big_endian) {
+                Some(caplen) if data.len() >= *record_header => format!(
                     "the {what} ends inside the record: its header says {caplen} bytes, {} are present",
-                    data.len() - 16
+                    data.len() - record_header
                 ),
                 _ => format!(
-                    "the {what} ends inside the 16-byte record header ({} bytes present)",
+                    "the {what} ends inside the {record_header}-byte record header ({} bytes present)",
                     data.len()
                 ),
             },

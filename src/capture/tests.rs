@@ -1160,3 +1160,39 @@ fn a_filter_that_fails_for_a_later_link_type_is_noted() {
         "{notes:?}"
     );
 }
+
+#[test]
+fn modified_pcap_and_fcs_bits_in_the_link_type() {
+    // Kuznetzov's "modified" pcap: 24-byte record headers.
+    let mut buf = Vec::new();
+    buf.extend_from_slice(&0xa1b2_cd34u32.to_le_bytes());
+    buf.extend_from_slice(&[2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    buf.extend_from_slice(&65535u32.to_le_bytes());
+    buf.extend_from_slice(&1u32.to_le_bytes());
+    let frame = eth_ipv4_tcp(&[], 1, 25, 1, b"mod");
+    for secs in [1u32, 2] {
+        for v in [secs, 0, frame.len() as u32, frame.len() as u32, 3] {
+            buf.extend_from_slice(&v.to_le_bytes());
+        }
+        buf.extend_from_slice(&[0x08, 0x00, 0, 0]);
+        buf.extend_from_slice(&frame);
+    }
+    let (s, got) = read_one(&buf);
+    assert_eq!(got.len(), 2, "{s:?}");
+    assert_eq!(got[1].ts, Timestamp::from_secs(2));
+
+    // The same, big-endian, is not supported and says so.
+    let mut be = buf.clone();
+    be[..4].copy_from_slice(&0xa1b2_cd34u32.to_be_bytes());
+    let e = read_err(&be);
+    assert!(e.to_string().contains("modified"), "{e}");
+
+    // Ethernet with the "FCS present" bits set in the link type field.
+    let mut w = PcapWriter::new(1 | (1 << 26) | (4 << 28), 65535);
+    let mut frame = eth_ipv4_tcp(&[], 1, 25, 1, b"fcs");
+    frame.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
+    w.packet(1, 0, &frame);
+    let (s, got) = read_one(&w.buf);
+    assert_eq!(s.files[0].link_types, vec!["EN10MB".to_string()]);
+    assert_eq!(got[0].payload, b"fcs");
+}
