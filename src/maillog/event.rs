@@ -548,6 +548,35 @@ fn whole_u64(s: &str) -> Option<u64> {
     }
 }
 
+/// Byte position of `needle` in `hay` (short needles on short lines: a plain scan is cheaper
+/// than setting up `str::find`'s searcher).
+fn find_str(hay: &str, needle: &str) -> Option<usize> {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    let (&first, rest) = n.split_first()?;
+    let last_start = h.len().checked_sub(n.len())?;
+    let mut i = 0;
+    while i <= last_start {
+        match h[i..=last_start].iter().position(|&b| b == first) {
+            None => return None,
+            Some(p) => {
+                let at = i + p;
+                if &h[at + 1..at + n.len()] == rest {
+                    return Some(at);
+                }
+                i = at + 1;
+            }
+        }
+    }
+    None
+}
+
+/// Last byte position of `needle` in `hay`.
+fn rfind_str(hay: &str, needle: &str) -> Option<usize> {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    let last_start = h.len().checked_sub(n.len())?;
+    (0..=last_start).rev().find(|&i| &h[i..i + n.len()] == n)
+}
+
 /// Byte position of `needle` in `hay`, ASCII-case-insensitively.
 fn find_ci(hay: &str, needle: &str) -> Option<usize> {
     let h = hay.as_bytes();
@@ -589,7 +618,7 @@ fn mid_in(s: &str) -> Option<u64> {
     let rest = if let Some(r) = s.strip_prefix("MID ") {
         r
     } else {
-        let p = s.find(" MID ")?;
+        let p = find_str(s, " MID ")?;
         &s[p + 5..]
     };
     take_u64(rest).map(|(v, _)| v)
@@ -597,7 +626,7 @@ fn mid_in(s: &str) -> Option<u64> {
 
 /// The number after the first `DCID ` in `s`.
 fn dcid_in(s: &str) -> Option<u64> {
-    let p = s.find("DCID ")?;
+    let p = find_str(s, "DCID ")?;
     take_u64(&s[p + 5..]).map(|(v, _)| v)
 }
 
@@ -695,7 +724,7 @@ fn classify_inner(msg: &str) -> Option<Event> {
             }
         }
         b'R' => {
-            if msg.starts_with("RPC ") && msg.contains("RCID ") {
+            if msg.starts_with("RPC ") && find_str(msg, "RCID ").is_some() {
                 Some(delivery(DeliveryKind::Rpc, msg))
             } else {
                 None
@@ -703,7 +732,7 @@ fn classify_inner(msg: &str) -> Option<Event> {
         }
         b'V' => {
             let r = msg.strip_prefix("Version: ")?;
-            Some(match r.find(" SN: ") {
+            Some(match find_str(r, " SN: ") {
                 Some(p) => Event::Version {
                     version: r[..p].trim().to_string(),
                     serial: Some(r[p + 5..].trim().to_string()).filter(|s| !s.is_empty()),
@@ -734,7 +763,7 @@ fn connect(r: &str) -> Option<Event> {
         Some(p) => (&r[..p], Some(&r[p + " reverse dns host ".len()..])),
         None => (r, None),
     };
-    let apos = before.rfind(" address ")?;
+    let apos = rfind_str(before, " address ")?;
     let ifpart = &before[..apos];
     let ip_text = before[apos + " address ".len()..].trim();
     // Without the rdns part (the old form) the IP is the last word.
@@ -742,7 +771,7 @@ fn connect(r: &str) -> Option<Event> {
         return None;
     }
     let (interface, interface_ip) = match ifpart.strip_suffix(')').and_then(|x| {
-        let p = x.rfind(" (")?;
+        let p = rfind_str(x, " (")?;
         Some((&x[..p], &x[p + 2..]))
     }) {
         Some((name, ip)) => (name, Some(HostAddr::parse(ip))),
@@ -751,7 +780,7 @@ fn connect(r: &str) -> Option<Event> {
     let (rdns, verified) = match after {
         None => (None, None),
         Some(a) => {
-            let (host, ver) = match a.rfind(" verified ") {
+            let (host, ver) = match rfind_str(a, " verified ") {
                 Some(p) => (&a[..p], Some(a[p + " verified ".len()..].trim())),
                 None => (a, None),
             };
@@ -819,7 +848,7 @@ fn icid_line(r: &str) -> Option<Event> {
         });
     }
     if let Some(a) = r.strip_prefix("Address: ") {
-        let p = a.find(" sender rejected")?;
+        let p = find_str(a, " sender rejected")?;
         let reason = a[p + " sender rejected".len()..]
             .trim_start_matches(',')
             .trim();
@@ -884,7 +913,7 @@ fn hat(icid: u64, r: &str) -> Option<Event> {
         None => (r.trim(), None, None),
         Some(p) => {
             let s = r[p + 4..].trim();
-            let (score, country) = match s.find(" country ") {
+            let (score, country) = match find_str(s, " country ") {
                 Some(c) => (&s[..c], Some(s[c + " country ".len()..].trim())),
                 None => (s, None),
             };
@@ -928,7 +957,7 @@ fn mid_line(r: &str) -> Option<Event> {
             });
         }
         if let Some(t) = x.strip_prefix("To: ") {
-            let p = t.find(" Rejected by ")?;
+            let p = find_str(t, " Rejected by ")?;
             return Some(Event::ToRejected {
                 mid,
                 icid,
@@ -937,7 +966,7 @@ fn mid_line(r: &str) -> Option<Event> {
             });
         }
         if let Some(t) = x.strip_prefix("invalid bounce, rcpt address ") {
-            let p = t.find(" rejected by ")?;
+            let p = find_str(t, " rejected by ")?;
             return Some(Event::ToRejected {
                 mid,
                 icid,
@@ -1022,7 +1051,7 @@ fn message_line(r: &str) -> Option<Event> {
     }
     // `Message {mid} to RID [..] pending till {ctime}`
     let (mid, x) = take_u64(r)?;
-    if x.starts_with(" to RID") && x.contains(" pending till ") {
+    if x.starts_with(" to RID") && find_str(x, " pending till ").is_some() {
         return Some(Event::Delivery {
             delivery: DeliveryKind::Pending,
             mid: Some(mid),
@@ -1078,7 +1107,7 @@ const OTHER_SUBSCRIPTIONS: &[&str] = &[
 /// Whether a record whose content is not mail-log content belongs to another subscription:
 /// by content first (status lines, injection debug lines), then by a well-known tag.
 pub fn is_other_subscription(msg: &str, tag: Option<&str>) -> bool {
-    if msg.starts_with("Status: ") && msg.contains("CPULd ") {
+    if msg.starts_with("Status: ") && find_str(msg, "CPULd ").is_some() {
         return true;
     }
     // Injection debug log: `{icid} Sent: '…'` / `{icid} Rcvd: '…'`.
@@ -1431,6 +1460,21 @@ mod tests {
             "graymail [CONFIG] Starting",
             Some("mail_logs")
         ));
+    }
+
+    #[test]
+    fn byte_search() {
+        for (h, n) in [
+            ("abc MID 5", " MID "),
+            ("MID", " MID "),
+            ("", "x"),
+            ("aaab", "ab"),
+            ("xx DCID 1 DCID 2", "DCID "),
+            ("é MID 1", " MID "),
+        ] {
+            assert_eq!(find_str(h, n), h.find(n), "{h} {n}");
+            assert_eq!(rfind_str(h, n), h.rfind(n), "{h} {n}");
+        }
     }
 
     #[test]

@@ -17,7 +17,7 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
-use chrono::{Datelike, LocalResult, NaiveDate, NaiveDateTime, TimeZone};
+use chrono::{LocalResult, NaiveDate, NaiveDateTime, TimeZone};
 use chrono_tz::Tz;
 use serde::{Serialize, Serializer};
 
@@ -99,6 +99,33 @@ pub enum YearHint {
     /// The stream ends at or before this month of this year (e.g. the file's modification
     /// time): the first line's year is chosen so that it is not after it.
     End { year: i32, month: u32 },
+    /// The first line is within six months of this month of this year (e.g. the capture's
+    /// date): the nearest year is chosen.
+    Near { year: i32, month: u32 },
+}
+
+impl YearHint {
+    /// The year of a first line in `month`.
+    pub fn first_year(self, month: u32) -> i32 {
+        match self {
+            YearHint::Start(y) => y,
+            YearHint::End { year, month: m } => {
+                if month > m {
+                    year - 1
+                } else {
+                    year
+                }
+            }
+            YearHint::Near { year, month: m } => {
+                let target = i64::from(year) * 12 + i64::from(m);
+                // On a tie (exactly six months) the reference year wins: it comes first.
+                [year, year - 1, year + 1]
+                    .into_iter()
+                    .min_by_key(|y| (i64::from(*y) * 12 + i64::from(month) - target).abs())
+                    .unwrap_or(year)
+            }
+        }
+    }
 }
 
 /// Assigns years to year-less timestamps in stream order, following the Dec→Jan wrap.
@@ -120,16 +147,7 @@ impl YearTracker {
 
     fn year_for(&mut self, month: u32) -> i32 {
         let Some(year) = self.year else {
-            let y = match self.hint {
-                YearHint::Start(y) => y,
-                YearHint::End { year, month: m } => {
-                    if month > m {
-                        year - 1
-                    } else {
-                        year
-                    }
-                }
-            };
+            let y = self.hint.first_year(month);
             self.year = Some(y);
             self.last_month = month;
             return y;
@@ -553,6 +571,43 @@ struct Piece {
     ends_ws: bool,
 }
 
+/// One way of joining a wrapped record, framed and classified.
+#[derive(Debug, Clone)]
+struct Candidate {
+    line: String,
+    msg_start: usize,
+    level: Option<Level>,
+    host: Option<Range<usize>>,
+    tag: Option<Range<usize>>,
+    event: Event,
+    quality: u8,
+}
+
+impl Candidate {
+    /// Frames `line` again (falling back to the head's framing) and classifies its message.
+    fn new(line: String, head: &Pending) -> Self {
+        let (msg_start, level, host, tag) = match parse_prefix(&line) {
+            FrameResult::Framed(f) => (f.msg_start, f.level, f.host, f.tag),
+            _ => (
+                head.msg_start,
+                head.level,
+                head.host.clone(),
+                head.tag.clone(),
+            ),
+        };
+        let event = classify(&line[msg_start..]);
+        Candidate {
+            quality: event.parse_quality(),
+            line,
+            msg_start,
+            level,
+            host,
+            tag,
+            event,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Pending {
     line: u64,
@@ -679,7 +734,11 @@ impl LineParser {
             end -= 1;
         }
         let ends_ws = end < raw_len;
-        let text = String::from_utf8_lossy(&raw[..end]);
+        // The validator is much faster than the lossy decoder; decode lossily only if needed.
+        let text = match std::str::from_utf8(&raw[..end]) {
+            Ok(t) => Cow::Borrowed(t),
+            Err(_) => String::from_utf8_lossy(&raw[..end]),
+        };
         if matches!(text, Cow::Owned(_)) {
             self.counters.invalid_utf8_lines += 1;
         }
@@ -773,8 +832,8 @@ impl LineParser {
         }
     }
 
-    /// The continuation pieces joined to `head`; `nospace` has a bit set for each join made
-    /// without a space.
+    /// The continuation pieces joined to `head` (the framed line, or "" for the pieces alone);
+    /// `nospace` has a bit set for each join made without a space.
     fn joined(&self, head: &str, nospace: u32) -> String {
         let mut s = String::with_capacity(head.len() + self.cont.len() + self.marks.len());
         s.push_str(head);
@@ -799,10 +858,12 @@ impl LineParser {
     }
 
     fn finalize_with(&mut self, p: Pending, buf: &str) -> LogRecord {
-        let head = &buf[p.msg_start..];
         let mut conts = self.marks.len() as u32;
-        let (event, joined) = if self.marks.is_empty() {
-            (classify(head), None)
+        // The record's line: the framed line, or the chosen join of it with its continuation
+        // lines (re-framed, since a wrap may have cut the level or the tag).
+        let mut chosen: Option<Candidate> = None;
+        let event = if self.marks.is_empty() {
+            classify(&buf[p.msg_start..])
         } else {
             // A copy hard-wrapped at a fixed width cuts words (join without a space); a page
             // or word wrap eats the space (join with one). Fixed width shows as equal lengths
@@ -819,54 +880,67 @@ impl LineParser {
                 self.wrap_width = Some(p.raw_len);
             }
             self.last_wrapped_head = Some(p.raw_len);
-            // Candidates: every combination of joins (up to four wrapped lines; else only all
-            // with a space), never dropping a space that was certainly there, in order of
-            // preference: fewest space-less joins first, or most for a fixed-width wrap. The
-            // strictest parse wins; ties keep the preferred candidate.
-            let allowed = |m: &u32| {
-                self.marks
-                    .iter()
-                    .enumerate()
-                    .all(|(i, piece)| !piece.certain || m & (1 << i) == 0)
-            };
+            // Candidates: every combination of joins (up to four wrapped lines), never dropping
+            // a space that was certainly there, in order of preference: fewest space-less
+            // joins first, or most for a fixed-width wrap. The strictest parse wins; ties keep
+            // the preferred candidate.
+            let certain = self
+                .marks
+                .iter()
+                .enumerate()
+                .filter(|(_, piece)| piece.certain)
+                .fold(0u32, |acc, (i, _)| acc | (1 << i));
             let mut masks: Vec<u32> = if k <= 4 {
-                (0..(1u32 << k)).filter(allowed).collect()
+                (0..(1u32 << k)).filter(|m| m & certain == 0).collect()
             } else {
-                vec![0]
+                // Too many to try all: every join with a space, or every one without.
+                let all = u32::MAX >> (32 - k.min(32));
+                vec![0, all & !certain]
             };
             if fixed {
                 masks.sort_by_key(|m| (std::cmp::Reverse(m.count_ones()), *m));
             } else {
                 masks.sort_by_key(|m| (m.count_ones(), *m));
             }
-            let mut best: Option<(u8, Event, String)> = None;
+            let mut best: Option<Candidate> = None;
             for m in masks {
-                let s = self.joined(head, m);
-                let e = classify(&s);
-                let q = e.parse_quality();
-                if best.as_ref().is_none_or(|(bq, _, _)| q > *bq) {
-                    best = Some((q, e, s));
+                let c = Candidate::new(self.joined(buf, m), &p);
+                let q = c.quality;
+                if best.as_ref().is_none_or(|b| q > b.quality) {
+                    best = Some(c);
                 }
                 if q == 2 {
                     break;
                 }
             }
-            let (bq, be, bs) = best.expect("at least one candidate");
-            let alone = classify(head);
-            if alone.parse_quality() > bq {
+            let best = best.expect("at least one candidate");
+            let alone = classify(&buf[p.msg_start..]);
+            if alone.parse_quality() > best.quality {
                 // The head is a record by itself: the extra lines were not its wrap.
                 self.counters.continuation_lines -= u64::from(conts);
                 self.counters.unparsed_lines += u64::from(conts);
                 let extra = self.joined("", 0);
                 self.sample(p.line + 1, SampleReason::Unparsed, extra.trim_start());
                 conts = 0;
-                (alone, None)
+                alone
             } else {
-                (be, Some(bs))
+                let e = best.event.clone();
+                chosen = Some(best);
+                e
             }
         };
-        let msg: &str = joined.as_deref().unwrap_or(head);
-        let tag = p.tag.clone().map(|r| &buf[r]);
+        let (line, msg_start, level, host_r, tag_r) = match &chosen {
+            Some(c) => (
+                c.line.as_str(),
+                c.msg_start,
+                c.level,
+                c.host.clone(),
+                c.tag.clone(),
+            ),
+            None => (buf, p.msg_start, p.level, p.host.clone(), p.tag.clone()),
+        };
+        let msg = &line[msg_start..];
+        let tag = tag_r.map(|r| &line[r]);
         let event = match event {
             Event::Unknown if is_other_subscription(msg, tag) => Event::OtherSubscription,
             e => e,
@@ -877,17 +951,13 @@ impl LineParser {
         match &event {
             Event::Unknown => {
                 self.counters.unknown_records += 1;
-                let text = match &joined {
-                    Some(j) => format!("{}{}", &buf[..p.msg_start], j),
-                    None => buf.to_string(),
-                };
-                self.sample(p.line, SampleReason::Unknown, &text);
+                self.sample(p.line, SampleReason::Unknown, line);
             }
             Event::OtherSubscription => self.counters.other_subscription += 1,
             _ => {}
         }
-        let host = p.host.map(|r| {
-            let name = &buf[r];
+        let host = host_r.map(|r| {
+            let name = &line[r];
             match self.hosts.iter().position(|h| h == name) {
                 Some(i) => i as u32,
                 None => {
@@ -915,7 +985,7 @@ impl LineParser {
             line: p.line,
             time,
             framing: p.framing,
-            level: p.level,
+            level,
             host,
             event,
             hash,
@@ -924,17 +994,10 @@ impl LineParser {
     }
 }
 
-/// The year of a date (re-exported convenience for callers building a [`YearHint`]).
-pub fn year_hint_from(date: NaiveDate) -> YearHint {
-    YearHint::End {
-        year: date.year(),
-        month: date.month(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Datelike;
 
     fn framed(s: &str) -> Prefix {
         match parse_prefix(s) {
@@ -1060,6 +1123,41 @@ mod tests {
             },
         );
         assert_eq!(recs[0].time.0.year(), 2024);
+        // Near a capture taken on 2 January 2024: a December log is from 2023 …
+        let (recs, _) = parse_all(
+            text,
+            YearHint::Near {
+                year: 2024,
+                month: 1,
+            },
+        );
+        let years: Vec<i32> = recs.iter().map(|r| r.time.0.year()).collect();
+        assert_eq!(years, vec![2023, 2023, 2024, 2023, 2024]);
+        // … and near one taken in December 2023, a January log is from 2024.
+        assert_eq!(
+            YearHint::Near {
+                year: 2023,
+                month: 12
+            }
+            .first_year(1),
+            2024
+        );
+        assert_eq!(
+            YearHint::Near {
+                year: 2023,
+                month: 6
+            }
+            .first_year(1),
+            2023
+        );
+        assert_eq!(
+            YearHint::Near {
+                year: 2023,
+                month: 6
+            }
+            .first_year(12),
+            2023
+        );
     }
 
     #[test]

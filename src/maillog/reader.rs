@@ -30,9 +30,13 @@ use super::line::{LineCounters, LineParser, LineSample, ParserOptions, SampleRea
 /// Options of the mail-log stage.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogOptions {
-    /// Year of the first year-less (syslog) line. `None`: taken from each file's modification
-    /// time (the log ends at or before it).
+    /// Year of the first year-less (syslog) line ([`YearHint::Start`]). `None` (and no
+    /// `year_hint`): each file's modification time, as [`YearHint::End`] (the log ends at or
+    /// before it), which is wrong for a copy made much later.
     pub syslog_year: Option<i32>,
+    /// Overrides `syslog_year` with any [`YearHint`]; [`YearHint::Near`] the capture's date is
+    /// the most robust (the log may start before or after the capture's year turns).
+    pub year_hint: Option<YearHint>,
     /// Longest line kept; the rest of a longer line is skipped and counted.
     pub max_line_len: usize,
     /// How many unknown / unparsed lines to keep as samples (over all files).
@@ -45,6 +49,7 @@ impl Default for LogOptions {
     fn default() -> Self {
         LogOptions {
             syslog_year: None,
+            year_hint: None,
             max_line_len: 64 * 1024,
             max_samples: 50,
             idle_timeout_secs: 300,
@@ -350,9 +355,10 @@ impl MailLogBuilder {
             return Err(err(MailLogErrorKind::IsDirectory, None));
         }
         let file = File::open(path).map_err(|e| err(MailLogErrorKind::Open, Some(e)))?;
-        let year = match self.opts.syslog_year {
-            Some(y) => YearHint::Start(y),
-            None => {
+        let year = match (self.opts.year_hint, self.opts.syslog_year) {
+            (Some(h), _) => h,
+            (None, Some(y)) => YearHint::Start(y),
+            (None, None) => {
                 let t: DateTime<Utc> = meta
                     .modified()
                     .map(DateTime::from)
