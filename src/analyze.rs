@@ -12,7 +12,7 @@ use chrono::Datelike;
 
 use crate::capture::{self, CaptureError, CaptureSummary, ReadOptions};
 use crate::correlate::{self, Agreement, ClockHint, WireView};
-use crate::maillog::{self, LogOptions, MailLogError};
+use crate::maillog::{self, LogOptions, MailLogError, YearHint};
 use crate::report::{Close, CloseFact, ConnectionReport, LogMatch, Report, SmtpFacts, Summary, ToolInfo};
 use crate::smtp::{Session, SessionSummary};
 use crate::tcp::{CloseEvent, FlowConfig, FlowTable, StreamSink, TcpConnection};
@@ -158,8 +158,11 @@ pub fn analyze(opts: &AnalyzeOptions) -> Result<Report, AnalyzeError> {
         None
     } else {
         // Syslog lines carry no year: the capture's tells it.
-        let year = captures.first_ts.map(|t| t.to_datetime().year());
-        let log_opts = LogOptions { syslog_year: year, ..LogOptions::default() };
+        let year_hint = captures.first_ts.map(|t| {
+            let d = t.to_datetime();
+            YearHint::Near { year: d.year(), month: d.month() }
+        });
+        let log_opts = LogOptions { year_hint, ..LogOptions::default() };
         Some(maillog::read_logs(&opts.logs, &log_opts)?)
     };
     let correlation = log.as_ref().map(|log| {

@@ -193,15 +193,15 @@ fn fmt_offset(secs: f64) -> String {
 /// truncated second is consistent with the connection's first packet, with some slack for the
 /// accept latency. Returns (offset, supporting connections).
 fn vote(pairs: &[(usize, i64)], hint: Option<i64>, bound: i64) -> Option<(i64, u32)> {
-    // log_second = floor(first_seen + offset + latency), latency in [0, 0.5 s]
-    // → offset ∈ [d − 1 s − 0.5 s, d + 0.2 s] where d = log_second − first_seen.
+    // log_second = floor(first_seen + latency + offset), latency in [0, 0.5 s]
+    // → offset ∈ [d − 0.5 s, d + 1 s) where d = log_second − first_seen.
     let mut events: Vec<(i64, i32, usize)> = Vec::with_capacity(pairs.len() * 2);
     for &(conn, d) in pairs {
         if d.abs() > bound {
             continue;
         }
-        events.push((d - NS - NS / 2, 1, conn));
-        events.push((d + NS / 5, -1, conn));
+        events.push((d - NS / 2, 1, conn));
+        events.push((d + NS, -1, conn));
     }
     if events.is_empty() {
         return None;
@@ -555,7 +555,7 @@ mod tests {
         assert_eq!(n, 3);
         // Every pair's interval must hold the offset.
         for &(_, d) in &pairs[..3] {
-            assert!(o >= d - NS - NS / 2 && o <= d + NS / 5, "{o} vs {d}");
+            assert!(o >= d - NS / 2 && o <= d + NS, "{o} vs {d}");
         }
     }
 

@@ -326,31 +326,34 @@ pub fn decide(tcp: &TcpConnection, smtp: &SessionSummary) -> Verdict {
         };
     }
 
+    // Inside TLS, QUIT and its 221 are invisible: a server closing first is the normal end.
+    if smtp.tls.is_some() {
+        return tls_end(tcp, smtp, end, ev);
+    }
+
     // The server closed first, before any QUIT.
     if let Some(e) = end.filter(|e| e.side == Side::Server && quit_at.is_none_or(|q| e.ev.at < q)) {
         return server_end(tcp, smtp, e, ev);
-    }
-
-    if smtp.tls.is_some() {
-        return tls_end(tcp, smtp, end, ev);
     }
 
     // QUIT before the connection closed.
     if quit_at.is_some_and(|q| end.is_none_or(|e| q <= e.ev.at || e.side == Side::Server)) {
         if let Some(t) = smtp.transactions.iter().rev().find(|t| t.started() && !t.completed() && t.ended_by.is_some()) {
             let rset = t.ended_by.as_deref() == Some("RSET");
-            let (cause, phase) = match (rset, t.data.is_some()) {
-                (true, _) => (Cause::RsetBeforeData, Phase::Envelope),
-                (false, false) => (Cause::QuitBeforeData, Phase::Envelope),
-                (false, true) => (Cause::QuitDuringData, Phase::Data),
+            // The phase is where the session ended (QUIT); the cause says where the message was.
+            let (cause, step) = match (rset, t.data.is_some()) {
+                (true, _) => (Cause::RsetBeforeData, "before DATA"),
+                (false, false) => (Cause::QuitBeforeData, "before DATA"),
+                (false, true) => (Cause::QuitDuringData, "after DATA, before its final reply"),
             };
             let what = if rset { "RSET, then QUIT," } else { "QUIT" };
+            let n = smtp.transactions.len();
             return Verdict {
                 layer: Layer::Application,
                 initiator: Initiator::Client,
                 cause,
-                phase,
-                reason: format!("client sent {what} with message {} open ({})", smtp.transactions.len(), phase.as_str()),
+                phase: Phase::Quit,
+                reason: format!("client sent {what} with message {n} open ({step})"),
                 evidence: ev,
             };
         }

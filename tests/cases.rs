@@ -1,5 +1,7 @@
 //! End-to-end: every `captures/<case>/` made by real TCP stacks gives the verdicts written in its
-//! `expected.json` (the wire facts there were read from the capture with tshark when it was made).
+//! `expected.json` (the wire facts there were read from the capture with tshark when it was
+//! made): from the capture alone (`verdict_without_log`), and with the case's `mail_logs`
+//! (ICID, MIDs, the log's outcome, and agreement between wire and log).
 
 use std::path::{Path, PathBuf};
 
@@ -29,6 +31,8 @@ fn capture_file(dir: &Path) -> PathBuf {
 /// Compares one expected connection with the report's, field by field; returns the mismatches.
 fn compare(case: &str, want: &Value, got: &Value) -> Vec<String> {
     let mut errs = Vec::new();
+    // Without a log the wire-only verdict applies (they differ only where TLS hides the end).
+    let verdict_key = if want.get("verdict_without_log").is_some() { "verdict_without_log" } else { "verdict" };
     let mut check = |path: &[&str]| {
         let mut w = want;
         let mut g = got;
@@ -41,12 +45,14 @@ fn compare(case: &str, want: &Value, got: &Value) -> Vec<String> {
         }
         // first_fin / first_rst: expected gives the side only.
         let g = if path[0] == "close" { g.get("side").unwrap_or(g) } else { g };
+        let g = if path[0] == "verdict_without_log" { &got["verdict"] } else { g };
+        let g = if path[0] == "verdict_without_log" { &g[path[1]] } else { g };
         if w != g {
             errs.push(format!("{case} {}: {} expected {w}, got {g}", want["client"], path.join(".")));
         }
     };
     for f in ["layer", "initiator", "cause", "phase"] {
-        check(&["verdict", f]);
+        check(&[verdict_key, f]);
     }
     for f in ["first_fin", "first_rst"] {
         check(&["close", f]);
@@ -80,5 +86,65 @@ fn every_case_gives_its_expected_verdicts() {
             }
         }
     }
+    assert!(errs.is_empty(), "{} mismatches:\n{}", errs.len(), errs.join("\n"));
+}
+
+fn load(dir: &Path) -> (String, Value) {
+    let case = dir.file_name().unwrap().to_string_lossy().to_string();
+    let expected: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    (case, expected)
+}
+
+#[test]
+fn with_the_mail_log_every_connection_gets_its_icid_and_the_log_agrees() {
+    let mut errs = Vec::new();
+    let mut checked = 0;
+    for dir in cases() {
+        if !dir.join("mail_logs").is_file() {
+            continue;
+        }
+        let (case, expected) = load(&dir);
+        let opts = AnalyzeOptions {
+            captures: vec![capture_file(&dir).to_string_lossy().into()],
+            logs: vec![dir.join("mail_logs")],
+            ..Default::default()
+        };
+        let report = analyze(&opts).unwrap_or_else(|e| panic!("{case}: {e}"));
+        let json = serde_json::to_value(&report).unwrap();
+        // The clock: the log's header offset plus the skew the server was given, found without
+        // being told (the log's one-second resolution allows a second either way).
+        let clock = &json["clock"];
+        let want_offset = expected["clock"]["log_minus_utc_seconds"].as_f64().unwrap();
+        let got_offset = clock["offset_seconds"].as_f64().unwrap();
+        if (got_offset - want_offset).abs() > 1.0 {
+            errs.push(format!("{case}: clock offset {got_offset}, expected {want_offset} ± 1"));
+        }
+        if clock["supporting_pairs"].as_u64().unwrap() < expected["connections"].as_array().unwrap().len() as u64 {
+            errs.push(format!("{case}: only {} pairs support the clock", clock["supporting_pairs"]));
+        }
+        for w in expected["connections"].as_array().unwrap() {
+            let Some(g) = json["connections"].as_array().unwrap().iter().find(|g| g["client"] == w["client"]) else {
+                errs.push(format!("{case}: {} missing", w["client"]));
+                continue;
+            };
+            checked += 1;
+            for f in ["icid", "mids", "log_outcome"] {
+                if g[f] != w["log"][f] {
+                    errs.push(format!("{case} {}: {f} expected {}, got {}", w["client"], w["log"][f], g[f]));
+                }
+            }
+            // Wire and log tell the same story, except where one of them cannot tell.
+            let agreement = &g["match"]["agreement"];
+            let undecidable = w["verdict_without_log"]["layer"] == "unknown";
+            let want = if undecidable { "unknown" } else { "agrees" };
+            if agreement != want {
+                errs.push(format!("{case} {}: agreement {agreement}, expected {want} ({})", w["client"], g["match"]["agreement_reason"]));
+            }
+        }
+        if !json["unmatched_icids"].as_array().unwrap().is_empty() {
+            errs.push(format!("{case}: unmatched ICIDs {}", json["unmatched_icids"]));
+        }
+    }
+    assert!(checked >= 38, "only {checked} connections checked");
     assert!(errs.is_empty(), "{} mismatches:\n{}", errs.len(), errs.join("\n"));
 }

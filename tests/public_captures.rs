@@ -71,10 +71,10 @@ fn captures_dir() -> PathBuf {
 fn report_for(file: &str) -> Value {
     let path = captures_dir().join(file);
     assert!(path.is_file(), "{} is missing", path.display());
+    // No filter, no extra ports, no logs.
     let options = AnalyzeOptions {
         captures: vec![path.to_string_lossy().into_owned()],
-        filter: None,
-        extra_ports: vec![],
+        ..AnalyzeOptions::default()
     };
     let report = analyze(&options).unwrap_or_else(|e| panic!("{file}: analyze failed: {e}"));
     serde_json::to_value(&report).expect("the report serializes")

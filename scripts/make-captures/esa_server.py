@@ -188,7 +188,7 @@ class Session(threading.Thread):
         self.rids = 0
         self.bdat_sink = None
         self.quit = False
-        self.start = time.time()
+        self.start_time = time.time()
 
     # -- log helpers ------------------------------------------------------------------------
     def log(self, msg):
@@ -433,7 +433,7 @@ class Server:
         rec = {
             "icid": s.icid, "client_ip": s.client_ip, "client_port": s.client_port,
             "server_ip": s.server_ip, "server_port": s.server_port, "mids": s.mids,
-            "ended": ended, "quit": s.quit, "tls": s.tls, "start": s.start, "end": time.time(),
+            "ended": ended, "quit": s.quit, "tls": s.tls, "start": s.start_time, "end": time.time(),
         }
         if self.args.sessions:
             with self.sessions_lock:

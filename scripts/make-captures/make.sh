@@ -91,16 +91,21 @@ setup_topology() {
     ip netns del "$ns" 2>/dev/null || true   # stale from a killed run (names are ours)
     ip netns add "$ns"
     nsx "$ns" ip link set lo up
+    # Before the veths exist (they copy `default`): no DAD, no RA, and the unsolicited MLD
+    # reports of link-up go out at once instead of trickling into the first capture.
+    nsx "$ns" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0 \
+      net.ipv6.conf.all.accept_ra=0 net.ipv6.conf.default.accept_ra=0 \
+      net.ipv6.conf.default.mldv1_unsolicited_report_interval=1 \
+      net.ipv6.conf.default.mldv2_unsolicited_report_interval=1
   done
   ip link add name eth0 address "$MAC_CLI" netns "$NS_CLI" type veth \
     peer name cli0 address "$MAC_RTR_CLI" netns "$NS_RTR"
   ip link add name eth0 address "$MAC_ESA" netns "$NS_ESA" type veth \
     peer name esa0 address "$MAC_RTR_ESA" netns "$NS_RTR"
-  for ns in "$NS_CLI" "$NS_RTR" "$NS_ESA"; do
-    nsx "$ns" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0 \
-      net.ipv6.conf.all.accept_ra=0 net.ipv6.conf.default.accept_ra=0
-  done
   nsx "$NS_RTR" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+  # No tail-loss probes: with a ~50 us RTT they fire spuriously and make captures unrepeatable.
+  nsx "$NS_CLI" sysctl -qw net.ipv4.tcp_early_retrans=0
+  nsx "$NS_ESA" sysctl -qw net.ipv4.tcp_early_retrans=0
 
   nsx "$NS_CLI" ip addr add "$CLI4/24" dev eth0
   nsx "$NS_CLI" ip addr add "$CLI6/64" dev eth0 nodad
@@ -141,7 +146,7 @@ setup_topology() {
 }
 
 check_path() {  # check_path SERVER_IP CLIENT_IP: one TCP connection through the router (no ping needed)
-  nsx "$NS_ESA" "$PY" -c '
+  ip netns exec "$NS_ESA" "$PY" -c '
 import socket, sys
 fam = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
 s = socket.socket(fam); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -176,6 +181,17 @@ stop_pid() {  # stop_pid PID SIGNAL
   PIDS=("${np[@]}")
 }
 
+check_tcpdump() {  # every packet the filter accepted must be in the file
+  local name=$1 err=$2 pcap=$3 captured received dropped inpcap
+  captured=$(sed -n 's/^\([0-9]*\) packets\{0,1\} captured$/\1/p' "$err")
+  received=$(sed -n 's/^\([0-9]*\) packets\{0,1\} received by filter$/\1/p' "$err")
+  dropped=$(sed -n 's/^\([0-9]*\) packets\{0,1\} dropped by kernel$/\1/p' "$err")
+  inpcap=$(capinfos -c -T -r "$pcap" | cut -f2)
+  if [ -z "$captured" ] || [ "$captured" != "$received" ] || [ "$dropped" != 0 ] || [ "$inpcap" != "$captured" ]; then
+    die "$name: incomplete capture (captured=$captured received=$received dropped=$dropped in file=$inpcap)"
+  fi
+}
+
 # Stable identifiers per case so ICIDs/MIDs do not change between regenerations.
 case_index() { local i; for i in "${!ALL_CASES[@]}"; do [ "${ALL_CASES[$i]}" = "$1" ] && echo $((i + 1)); done; return 0; }
 
@@ -199,22 +215,25 @@ run_case() {
                      --tz-offset "$tz" --skew "$skew" --first-icid "$first_icid"
                      --first-mid "$first_mid" --first-dcid "$first_dcid"
                      --cert "$WORK/cert.pem" --key "$WORK/key.pem")
-  local tcpdump_args=(-i "$iface" -s 0 -U -Z root -w "$dir/capture.pcap")
+  # --immediate-mode: libpcap hands each packet over at once (TPACKET_V3 otherwise holds them
+  # in a block for up to 1 s, and tcpdump drops an unretired block when it is interrupted).
+  local tcpdump_args=(-i "$iface" -s 0 -U --immediate-mode -Z root -w "$dir/capture.pcap")
   local client_args=("$scenario" --server "$target" --port 25)
 
-  nsx "$NS_ESA" "$PY" "$HERE/esa_server.py" "${server_args[@]}" --maillog "$dir/mail_logs" \
-    --sessions "$w/sessions.jsonl" --ready-file "$w/server.ready" 2>"$w/server.err" &
+  # background jobs: `ip netns exec` execs the program, so $! is the program's own pid
+  ip netns exec "$NS_ESA" "$PY" "$HERE/esa_server.py" "${server_args[@]}" --maillog "$dir/mail_logs" \
+    --sessions "$w/sessions.jsonl" --ready-file "$w/server.ready" >"$w/server.out" 2>"$w/server.err" &
   local server_pid=$!; PIDS+=("$server_pid")
   wait_file "$w/server.ready" 10
 
-  nsx "$NS_ESA" tcpdump "${tcpdump_args[@]}" 2>"$w/tcpdump.err" &
+  ip netns exec "$NS_ESA" tcpdump "${tcpdump_args[@]}" >"$w/tcpdump.out" 2>"$w/tcpdump.err" &
   local tcpdump_pid=$!; PIDS+=("$tcpdump_pid")
   wait_file "$w/tcpdump.err" 10 1 "listening on"
   sleep 0.2
 
   if [ "$name" = still-open ]; then
-    nsx "$NS_CLI" "$PY" "$HERE/clients.py" "${client_args[@]}" --intent "$w/intent.jsonl" \
-      --marker "$w/marker" &
+    ip netns exec "$NS_CLI" "$PY" "$HERE/clients.py" "${client_args[@]}" --intent "$w/intent.jsonl" \
+      --marker "$w/marker" >"$w/client.out" 2>"$w/client.err" &
     local client_pid=$!; PIDS+=("$client_pid")
     wait_file "$w/marker" 20
     sleep 0.5
@@ -226,11 +245,11 @@ run_case() {
     nsx "$NS_CLI" "$PY" "$HERE/clients.py" "${client_args[@]}" --intent "$w/intent.jsonl" \
       || die "$name: client failed"
     wait_file "$w/sessions.jsonl" 30 "$nconn"
-    sleep 0.3                            # last ACKs
+    sleep 0.5                            # last ACKs
     stop_pid "$tcpdump_pid" INT
   fi
   stop_pid "$server_pid" TERM
-  grep -q " 0 packets dropped by kernel" "$w/tcpdump.err" || die "$name: tcpdump dropped packets: $(cat "$w/tcpdump.err")"
+  check_tcpdump "$name" "$w/tcpdump.err" "$dir/capture.pcap"
 
   "$PY" "$HERE/expected.py" --case "$name" --dir "$dir" --sessions "$w/sessions.jsonl" \
     --intent "$w/intent.jsonl" --tz-offset "$tz" --skew "$skew" || die "$name: expected.json check failed"
@@ -248,6 +267,11 @@ run_case() {
     echo "ip netns exec $NS_ESA tcpdump ${tcpdump_args[*]}" | sed "s#$dir/##"
     echo "ip netns exec $NS_CLI python3 scripts/make-captures/clients.py ${client_args[*]}"
     echo '```'
+    if [[ $name == starttls-* ]]; then
+      echo
+      echo "The server certificate is made fresh on each run (so the TLS bytes differ every time):"
+      echo "\`openssl req -x509 -newkey rsa:2048 -nodes -days 7 -subj /CN=esa.example.com -keyout key.pem -out cert.pem\`."
+    fi
     echo
     echo "Files: \`capture.pcap\` (tcpdump in the ESA namespace), \`mail_logs\` (the listener's ESA-format log;"
     echo "header says UTC offset $tz s, clock skewed by $skew s more), \`expected.json\` (computed from the"

@@ -9,8 +9,8 @@
 //! credentials. Memory per session is bounded: a partial line is capped, text is truncated.
 //!
 //! Layout: the model types below are the contract with the verdict stage; the parsing lives in
-//! submodules ([`line`] splitting and text hygiene, [`command`], [`reply`], [`body`] for DATA,
-//! [`tls`] for record watching) and the state machine in [`session`].
+//! private submodules (`line`: splitting and text hygiene, `command`, `reply`, `body` for DATA,
+//! `tls` for record watching) and the state machine in `session`.
 
 use serde::Serialize;
 
@@ -125,9 +125,9 @@ pub struct Transaction {
     pub mail_reply: Option<Reply>,
     pub rcpt_to: Vec<Recipient>,
     pub data: Option<MessageData>,
-    /// How the transaction ended when it was not completed: `RSET`, `QUIT` (or `EHLO`/`HELO`/
-    /// `LHLO`, which also reset a transaction), sent after MAIL FROM was accepted and before the
-    /// client finished the message data; None otherwise.
+    /// How the transaction ended when it was not completed: `RSET` (an EHLO/HELO/LHLO, which
+    /// resets a transaction the same way, is recorded as `RSET` too) or `QUIT`, sent after MAIL
+    /// FROM was accepted and before the client finished the message data; None otherwise.
     pub ended_by: Option<String>,
     /// Recipients not kept in `rcpt_to` because of the per-transaction cap.
     pub rcpt_dropped: u32,

@@ -158,7 +158,7 @@ fn commands_and_body_before_banner() {
 }
 
 /// zeek-smtp-mail-transactions-invalid.pcap: DATA refused, the client sends its body anyway
-/// (each line answered 500), a nested MAIL answered 503 keeps the open transaction.
+/// (each line answered 500), a nested MAIL is answered 503.
 #[test]
 fn data_rejected_then_body_lines_are_commands() {
     let s = run(&[
@@ -204,11 +204,19 @@ fn data_rejected_then_body_lines_are_commands() {
         (C, b"QUIT\r\n"),
         (S, b"221 closing connection\r\n"),
     ]);
-    assert_eq!(s.transactions.len(), 2, "{:#?}", s.transactions);
-    assert!(s.transactions.iter().all(|t| t.started() && t.completed()));
+    // Every MAIL FROM is a transaction, accepted or not: the third ("503 sender already
+    // given") is not started, yet the message sent after it was accepted.
+    assert_eq!(s.transactions.len(), 3, "{:#?}", s.transactions);
+    let started: Vec<bool> = s.transactions.iter().map(|t| t.started()).collect();
+    let completed: Vec<bool> = s.transactions.iter().map(|t| t.completed()).collect();
+    assert_eq!(started, [true, true, false]);
+    assert_eq!(completed, [true, false, true]);
     let second = s.transactions[1].data.as_ref().unwrap();
-    assert_eq!(code(&second.go_ahead), Some(354));
-    assert_eq!(second.bytes, 39);
+    assert_eq!(code(&second.refused), Some(503));
+    assert_eq!(second.go_ahead, None);
+    let third = s.transactions[2].data.as_ref().unwrap();
+    assert_eq!(code(&third.go_ahead), Some(354));
+    assert_eq!(third.bytes, 39);
     assert_eq!(
         kinds(&s)
             .iter()
@@ -644,6 +652,35 @@ fn starttls_then_plaintext() {
 }
 
 #[test]
+fn gap_right_after_starttls_lets_the_next_byte_decide() {
+    let start = |s: &mut Session| {
+        s.on_data(S, t(0), b"220 mx\r\n");
+        s.on_data(C, t(1), b"EHLO c\r\nSTARTTLS\r\n");
+        s.on_data(S, t(2), b"250 mx\r\n220 go ahead\r\n");
+        s.on_gap(C, t(3), 50);
+    };
+    let mut s = Session::new();
+    start(&mut s);
+    s.on_data(C, t(3), b"HLO c\r\nMAIL FROM:<a@b>\r\n");
+    s.on_data(S, t(4), b"250 mx\r\n250 ok\r\n");
+    let sum = s.summary();
+    assert!(sum.tls.is_none());
+    assert_eq!(sum.transactions.len(), 1);
+    assert_eq!(
+        kinds(&sum),
+        vec!["gap", "plaintext_after_starttls", "unprompted_reply"]
+    );
+
+    let mut s = Session::new();
+    start(&mut s);
+    s.on_data(C, t(3), &[0x9c, 0x11, 0x03, 0x03, 0x00]);
+    let sum = s.summary();
+    let tls = sum.tls.as_ref().unwrap();
+    assert_eq!(tls.client.garbage_bytes, 5);
+    assert_eq!(sum.phase, Phase::Tls);
+}
+
+#[test]
 fn gap_in_body_counts_and_end_mark_still_found() {
     let mut s = Session::new();
     s.on_data(S, t(0), b"220 mx\r\n");
@@ -826,6 +863,16 @@ fn quit_or_rset_during_transaction_sets_ended_by() {
         (S, b"221 bye\r\n"),
     ]);
     assert_eq!(s.transactions[0].ended_by.as_deref(), Some("QUIT"));
+    // EHLO in the middle of a transaction resets it like RSET.
+    let s = run(&[
+        (S, b"220 mx\r\n"),
+        (C, b"MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n"),
+        (S, b"250 ok\r\n250 ok\r\n"),
+        (C, b"EHLO again\r\n"),
+        (S, b"250 mx\r\n"),
+    ]);
+    assert_eq!(s.transactions[0].ended_by.as_deref(), Some("RSET"));
+    assert_eq!(s.phase, Phase::Greeting);
     // RSET after a refused MAIL: nothing had started.
     let s = run(&[
         (S, b"220 mx\r\n"),
@@ -881,6 +928,32 @@ fn caps_hold() {
     assert!(sum.anomalies_dropped > 0);
     assert!(sum.unprompted_replies.len() <= MAX_UNPROMPTED);
     assert!(serde_json::to_string(&sum).unwrap().len() < 200_000);
+}
+
+#[test]
+fn transaction_cap_keeps_the_newest() {
+    let mut s = Session::new();
+    s.on_data(S, t(0), b"220 mx\r\n");
+    let n = super::session::MAX_TRANSACTIONS + 5;
+    for i in 0..n {
+        s.on_data(
+            C,
+            t(1),
+            format!("MAIL FROM:<s{i}@x>\r\nRSET\r\n").as_bytes(),
+        );
+    }
+    let sum = s.summary();
+    assert_eq!(sum.transactions.len(), super::session::MAX_TRANSACTIONS);
+    assert_eq!(sum.transactions_dropped, 5);
+    assert_eq!(
+        sum.transactions.last().unwrap().mail_from,
+        format!("s{}@x", n - 1)
+    );
+    assert_eq!(
+        sum.unanswered as usize,
+        2 * n,
+        "waiting entries are capped, not forgotten"
+    );
 }
 
 // ------------------------------------------------------------------ property tests

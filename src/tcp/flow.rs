@@ -151,8 +151,8 @@ fn earliest(c: Option<CloseEvent>, s: Option<CloseEvent>) -> Option<(Side, Close
 /// Reassembly state of one direction.
 #[derive(Debug)]
 struct Stream {
-    /// Sequence number of stream offset `assembler.next_offset()`; None until known.
-    next_seq: Option<SeqNumber>,
+    /// Sequence number of stream offset 0 (the byte after the SYN); None until known.
+    origin: Option<SeqNumber>,
     assembler: Assembler,
     /// Stream offset where the FIN sits, once seen.
     fin_offset: Option<u64>,
@@ -160,13 +160,17 @@ struct Stream {
 
 impl Stream {
     fn new(cap: usize) -> Self {
-        Stream { next_seq: None, assembler: Assembler::new(cap), fin_offset: None }
+        Stream { origin: None, assembler: Assembler::new(cap), fin_offset: None }
     }
 
-    /// Stream offset of `seq`, if the stream's origin is known and `seq` is not before it.
+    /// Stream offset of `seq`, once the stream's origin is known. Measured from the next byte
+    /// expected, so a stream longer than 4 GiB (sequence numbers wrapping) still places
+    /// segments near it correctly; negative means before the origin.
     fn offset(&self, seq: SeqNumber) -> Option<i64> {
-        let next_seq = self.next_seq?;
-        Some(self.assembler.next_offset() as i64 + (seq - next_seq) as i64)
+        let origin = self.origin?;
+        let next = self.assembler.next_offset();
+        let next_seq = origin + next as u32;
+        Some(next as i64 + (seq - next_seq) as i64)
     }
 }
 
@@ -358,8 +362,8 @@ fn on_packet<S: StreamSink>(conn: &mut Conn<S>, pkt: &Packet<'_>, src: SocketAdd
             facts.handshake_seen = true;
         }
         let stream = &mut conn.streams[idx(side)];
-        if stream.next_seq.is_none() {
-            stream.next_seq = Some(seq + 1);
+        if stream.origin.is_none() {
+            stream.origin = Some(seq + 1);
         }
     }
     if pkt.flags.rst {
@@ -381,8 +385,8 @@ fn on_packet<S: StreamSink>(conn: &mut Conn<S>, pkt: &Packet<'_>, src: SocketAdd
     };
     let stream = &mut conn.streams[idx(side)];
     if payload_len > 0 && !pkt.flags.syn {
-        if stream.next_seq.is_none() {
-            stream.next_seq = Some(seq);
+        if stream.origin.is_none() {
+            stream.origin = Some(seq);
             if !facts.anomalies.iter().any(|a| matches!(a, TcpAnomaly::MidstreamStart { .. })) {
                 facts.anomalies.push(TcpAnomaly::MidstreamStart { frame: pkt.frame, at: pkt.ts });
             }
