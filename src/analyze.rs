@@ -13,7 +13,9 @@ use chrono::Datelike;
 use crate::capture::{self, CaptureError, CaptureSummary, ReadOptions};
 use crate::correlate::{self, Agreement, ClockHint, WireView};
 use crate::maillog::{self, LogOptions, MailLogError, YearHint};
-use crate::report::{Close, CloseFact, ConnectionReport, LogMatch, Report, SmtpFacts, Summary, ToolInfo};
+use crate::report::{
+    Close, CloseFact, ConnectionReport, LogMatch, Report, SmtpFacts, Summary, ToolInfo,
+};
 use crate::smtp::{Session, SessionSummary};
 use crate::tcp::{CloseEvent, FlowConfig, FlowTable, StreamSink, TcpConnection};
 use crate::types::{Side, Timestamp};
@@ -126,14 +128,23 @@ pub fn analyze(opts: &AnalyzeOptions) -> Result<Report, AnalyzeError> {
     ports.extend(&opts.extra_ports);
     let mut server_ports = ports.clone();
     server_ports.push(465);
-    let config = FlowConfig { server_ports, ..FlowConfig::default() };
+    let config = FlowConfig {
+        server_ports,
+        ..FlowConfig::default()
+    };
     let mut table: FlowTable<SmtpSink> = FlowTable::new(config);
     let mut done: Vec<(TcpConnection, SmtpSink)> = Vec::new();
     let mut new_sink = |_client: SocketAddr, server: SocketAddr| SmtpSink {
-        kind: if ports.contains(&server.port()) { Kind::Smtp } else { Kind::Undecided(Vec::new(), 0) },
+        kind: if ports.contains(&server.port()) {
+            Kind::Smtp
+        } else {
+            Kind::Undecided(Vec::new(), 0)
+        },
         session: Session::new(),
     };
-    let read_opts = ReadOptions { filter: opts.filter.clone(), ..ReadOptions::default() };
+    let read_opts = ReadOptions {
+        filter: opts.filter.clone(),
+    };
     let captures = capture::read_captures(&opts.captures, &read_opts, &mut |pkt| {
         table.process(pkt, &mut new_sink);
         done.extend(table.drain_finished());
@@ -152,7 +163,7 @@ pub fn analyze(opts: &AnalyzeOptions) -> Result<Report, AnalyzeError> {
         let verdict = verdict::decide(&tcp, &session);
         conns.push((tcp, session, verdict));
     }
-    conns.sort_by(|a, b| (a.0.first_seen, a.0.first_frame).cmp(&(b.0.first_seen, b.0.first_frame)));
+    conns.sort_by_key(|c| (c.0.first_seen, c.0.first_frame));
 
     let log = if opts.logs.is_empty() {
         None
@@ -160,17 +171,31 @@ pub fn analyze(opts: &AnalyzeOptions) -> Result<Report, AnalyzeError> {
         // Syslog lines carry no year: the capture's tells it.
         let year_hint = captures.first_ts.map(|t| {
             let d = t.to_datetime();
-            YearHint::Near { year: d.year(), month: d.month() }
+            YearHint::Near {
+                year: d.year(),
+                month: d.month(),
+            }
         });
-        let log_opts = LogOptions { year_hint, ..LogOptions::default() };
+        let log_opts = LogOptions {
+            year_hint,
+            ..LogOptions::default()
+        };
         Some(maillog::read_logs(&opts.logs, &log_opts)?)
     };
     let correlation = log.as_ref().map(|log| {
-        let views: Vec<WireView<'_>> =
-            conns.iter().map(|(tcp, smtp, verdict)| WireView { tcp, smtp, verdict }).collect();
+        let views: Vec<WireView<'_>> = conns
+            .iter()
+            .map(|(tcp, smtp, verdict)| WireView { tcp, smtp, verdict })
+            .collect();
         correlate::correlate(&views, log, opts.clock)
     });
-    Ok(build_report(conns, other, captures, log.map(|l| l.summary), correlation))
+    Ok(build_report(
+        conns,
+        other,
+        captures,
+        log.map(|l| l.summary),
+        correlation,
+    ))
 }
 
 fn addr(a: SocketAddr) -> String {
@@ -178,7 +203,13 @@ fn addr(a: SocketAddr) -> String {
 }
 
 fn close_fact(x: Option<(Side, CloseEvent)>) -> Option<CloseFact> {
-    x.map(|(side, e)| CloseFact { side, at: e.at, frame: e.frame.number, ttl: e.ttl, ip_id: e.ip_id })
+    x.map(|(side, e)| CloseFact {
+        side,
+        at: e.at,
+        frame: e.frame.number,
+        ttl: e.ttl,
+        ip_id: e.ip_id,
+    })
 }
 
 /// A Wireshark display filter for exactly this connection's packets.
@@ -206,33 +237,60 @@ fn build_report(
         None => (None, Vec::new(), Vec::new()),
     };
     matches.resize(conns.len(), None);
-    let mut summary = Summary { other_tcp_connections: other, ..Summary::default() };
+    let mut summary = Summary {
+        other_tcp_connections: other,
+        ..Summary::default()
+    };
     let mut reports = Vec::with_capacity(conns.len());
     for (i, ((tcp, session, verdict), m)) in conns.into_iter().zip(matches).enumerate() {
         let smtp = SmtpFacts {
             quit: session.quit.is_some(),
             starttls: session.starttls.is_some(),
             transactions: session.transactions.len() as u32,
-            completed: session.transactions.iter().filter(|t| t.completed()).count() as u32,
+            completed: session
+                .transactions
+                .iter()
+                .filter(|t| t.completed())
+                .count() as u32,
             banner: session.banner.as_ref().and_then(|b| b.code),
             phase: session.phase,
             session,
         };
         summary.connections += 1;
-        *summary.by_layer.entry(verdict.layer.to_string()).or_default() += 1;
-        *summary.by_initiator.entry(verdict.initiator.to_string()).or_default() += 1;
-        *summary.by_cause.entry(verdict.cause.to_string()).or_default() += 1;
+        *summary
+            .by_layer
+            .entry(verdict.layer.to_string())
+            .or_default() += 1;
+        *summary
+            .by_initiator
+            .entry(verdict.initiator.to_string())
+            .or_default() += 1;
+        *summary
+            .by_cause
+            .entry(verdict.cause.to_string())
+            .or_default() += 1;
         if verdict.layer != Layer::None {
             summary.aborted += 1;
         }
-        summary.first_seen = Some(summary.first_seen.map_or(tcp.first_seen, |t| t.min(tcp.first_seen)));
-        summary.last_seen = Some(summary.last_seen.map_or(tcp.last_seen, |t| t.max(tcp.last_seen)));
+        summary.first_seen = Some(
+            summary
+                .first_seen
+                .map_or(tcp.first_seen, |t| t.min(tcp.first_seen)),
+        );
+        summary.last_seen = Some(
+            summary
+                .last_seen
+                .map_or(tcp.last_seen, |t| t.max(tcp.last_seen)),
+        );
         if let Some(m) = &m {
             summary.matched += 1;
             if m.agreement == Agreement::Disagrees {
                 summary.disagreements += 1;
             }
-            *summary.by_log_outcome.entry(m.log_outcome.as_str().to_string()).or_default() += 1;
+            *summary
+                .by_log_outcome
+                .entry(m.log_outcome.as_str().to_string())
+                .or_default() += 1;
         }
         reports.push(ConnectionReport {
             id: i as u32 + 1,
@@ -254,7 +312,10 @@ fn build_report(
                 agreement: m.agreement,
                 agreement_reason: m.agreement_reason,
             }),
-            close: Close { first_fin: close_fact(tcp.first_fin()), first_rst: close_fact(tcp.first_rst()) },
+            close: Close {
+                first_fin: close_fact(tcp.first_fin()),
+                first_rst: close_fact(tcp.first_rst()),
+            },
             smtp,
             wireshark_filter: wireshark_filter(&tcp),
             tcp,
@@ -263,7 +324,11 @@ fn build_report(
     let problems = captures
         .files
         .iter()
-        .filter_map(|f| f.damage.as_ref().map(|d| CaptureError::damaged(&f.name, d, f.records, f.gzip).to_string()))
+        .filter_map(|f| {
+            f.damage
+                .as_ref()
+                .map(|d| CaptureError::damaged(&f.name, d, f.records, f.gzip).to_string())
+        })
         .collect();
     Report {
         tool: ToolInfo::default(),

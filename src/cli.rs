@@ -48,7 +48,9 @@ pub enum Command {
     ))]
     Analyze(AnalyzeArgs),
     /// Read mail_logs alone: one row per ICID and a summary of aborts, before any capture exists.
-    #[command(after_help = "Examples:\n  icidtrace log mail.current\n  icidtrace log mail.@*.s mail.current --format json")]
+    #[command(
+        after_help = "Examples:\n  icidtrace log mail.current\n  icidtrace log mail.@*.s mail.current --format json"
+    )]
     Log(LogArgs),
 }
 
@@ -96,12 +98,19 @@ pub struct AnalyzeArgs {
     pub log_tz: Option<chrono_tz::Tz>,
 
     /// The log's clock minus UTC, in seconds (e.g. 7200 for a log two hours ahead); no search.
-    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true, requires = "logs")]
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        allow_negative_numbers = true,
+        requires = "logs"
+    )]
     pub clock_offset: Option<i64>,
 }
 
 fn parse_zone(s: &str) -> Result<chrono_tz::Tz, String> {
-    s.parse::<chrono_tz::Tz>().map_err(|_| format!("'{s}' is not an IANA time zone name (e.g. Europe/Berlin, America/New_York, UTC)"))
+    s.parse::<chrono_tz::Tz>().map_err(|_| {
+        format!("'{s}' is not an IANA time zone name (e.g. Europe/Berlin, America/New_York, UTC)")
+    })
 }
 
 /// `icidtrace log`: the mail log on its own.

@@ -146,7 +146,13 @@ pub struct WireView<'a> {
 
 impl WireView<'_> {
     fn close_at(&self) -> Option<Timestamp> {
-        [self.tcp.first_fin().map(|(_, e)| e.at), self.tcp.first_rst().map(|(_, e)| e.at)].into_iter().flatten().min()
+        [
+            self.tcp.first_fin().map(|(_, e)| e.at),
+            self.tcp.first_rst().map(|(_, e)| e.at),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }
 
@@ -265,15 +271,22 @@ pub fn correlate(conns: &[WireView<'_>], log: &MailLog, hint: ClockHint) -> Corr
             by_remote.entry(ip).or_default().push(i);
         }
     }
-    let listener_ok = |rec: &IcidRecord, c: &WireView<'_>| ip_of(&rec.interface_ip).is_none_or(|ip| ip == c.tcp.server.ip());
+    let listener_ok = |rec: &IcidRecord, c: &WireView<'_>| {
+        ip_of(&rec.interface_ip).is_none_or(|ip| ip == c.tcp.server.ip())
+    };
 
-    let header = log.icids.first().and_then(|r| log.time_offset_hint(&r.appliance));
+    let header = log
+        .icids
+        .first()
+        .and_then(|r| log.time_offset_hint(&r.appliance));
     let header_ns = header.map(|h| h * NS);
 
     // 1. The clock.
     let mut pairs: Vec<(usize, i64)> = Vec::new();
     for (ci, c) in conns.iter().enumerate() {
-        let Some(list) = by_remote.get(&c.tcp.client.ip()) else { continue };
+        let Some(list) = by_remote.get(&c.tcp.client.ip()) else {
+            continue;
+        };
         // Bound the work for an IP with very many connections and ICIDs.
         if list.len() > 2000 && ci % 16 != 0 {
             continue;
@@ -337,13 +350,19 @@ pub fn correlate(conns: &[WireView<'_>], log: &MailLog, hint: ClockHint) -> Corr
         }
     }
     for (ci, c) in conns.iter().enumerate() {
-        let Some(list) = by_remote.get(&c.tcp.client.ip()) else { continue };
+        let Some(list) = by_remote.get(&c.tcp.client.ip()) else {
+            continue;
+        };
         let first = c.tcp.first_seen;
         // ICIDs sorted by connect time: only those within a window of the start can match.
-        let lo = list.partition_point(|&i| icid_start(&log.icids[i], zone).is_some_and(|t| aligned(t).0 < first.0 - 5 * NS));
+        let lo = list.partition_point(|&i| {
+            icid_start(&log.icids[i], zone).is_some_and(|t| aligned(t).0 < first.0 - 5 * NS)
+        });
         for &ii in &list[lo..] {
             let rec = &log.icids[ii];
-            let Some(start) = icid_start(rec, zone).map(aligned) else { continue };
+            let Some(start) = icid_start(rec, zone).map(aligned) else {
+                continue;
+            };
             if start.0 > first.0 + 5 * NS {
                 break;
             }
@@ -365,13 +384,26 @@ pub fn correlate(conns: &[WireView<'_>], log: &MailLog, hint: ClockHint) -> Corr
                 }
                 _ => None,
             };
-            let wire_from: Vec<&str> = c.smtp.transactions.iter().map(|t| t.mail_from.as_str()).collect();
-            let log_from: Vec<&str> = rec.mids.iter().filter_map(|m| log.mid(&rec.appliance, *m)).filter_map(|m| m.from.as_deref()).collect();
+            let wire_from: Vec<&str> = c
+                .smtp
+                .transactions
+                .iter()
+                .map(|t| t.mail_from.as_str())
+                .collect();
+            let log_from: Vec<&str> = rec
+                .mids
+                .iter()
+                .filter_map(|m| log.mid(&rec.appliance, *m))
+                .filter_map(|m| m.from.as_deref())
+                .collect();
             let envelope = if wire_from.is_empty() || log_from.is_empty() || c.smtp.tls.is_some() {
                 None
             } else {
-                let wire: HashSet<String> = wire_from.iter().map(|s| s.to_ascii_lowercase()).collect();
-                let ok = log_from.iter().all(|f| wire.contains(&f.to_ascii_lowercase()));
+                let wire: HashSet<String> =
+                    wire_from.iter().map(|s| s.to_ascii_lowercase()).collect();
+                let ok = log_from
+                    .iter()
+                    .all(|f| wire.contains(&f.to_ascii_lowercase()));
                 Some(ok)
             };
             match envelope {
@@ -387,8 +419,20 @@ pub fn correlate(conns: &[WireView<'_>], log: &MailLog, hint: ClockHint) -> Corr
             if rec.tls == Some(true) && c.smtp.tls.is_none() {
                 cost += 2.0;
             }
-            let rank_gap = conn_rank.get(&ci).copied().unwrap_or(0).abs_diff(icid_rank.get(&ii).copied().unwrap_or(0));
-            cands.push(Cand { conn: ci, icid: ii, cost, start_delta: e, close_delta, envelope, rank_gap });
+            let rank_gap = conn_rank
+                .get(&ci)
+                .copied()
+                .unwrap_or(0)
+                .abs_diff(icid_rank.get(&ii).copied().unwrap_or(0));
+            cands.push(Cand {
+                conn: ci,
+                icid: ii,
+                cost,
+                start_delta: e,
+                close_delta,
+                envelope,
+                rank_gap,
+            });
         }
     }
 
@@ -396,7 +440,10 @@ pub fn correlate(conns: &[WireView<'_>], log: &MailLog, hint: ClockHint) -> Corr
     let mut order: Vec<usize> = (0..cands.len()).collect();
     order.sort_by(|&a, &b| {
         let (x, y) = (&cands[a], &cands[b]);
-        x.cost.total_cmp(&y.cost).then(x.rank_gap.cmp(&y.rank_gap)).then(x.conn.cmp(&y.conn))
+        x.cost
+            .total_cmp(&y.cost)
+            .then(x.rank_gap.cmp(&y.rank_gap))
+            .then(x.conn.cmp(&y.conn))
     });
     let mut conn_taken = vec![false; conns.len()];
     let mut icid_taken = vec![false; log.icids.len()];
@@ -415,7 +462,11 @@ pub fn correlate(conns: &[WireView<'_>], log: &MailLog, hint: ClockHint) -> Corr
             .count();
         let confidence = if cd.cost < 1.0 && rivals == 0 {
             Confidence::High
-        } else if cd.cost < 3.0 && (rivals == 0 || cd.envelope == Some(true) || cd.close_delta.is_some_and(|d| d.abs() < 2.0)) {
+        } else if cd.cost < 3.0
+            && (rivals == 0
+                || cd.envelope == Some(true)
+                || cd.close_delta.is_some_and(|d| d.abs() < 2.0))
+        {
             Confidence::Medium
         } else {
             Confidence::Low
@@ -439,9 +490,12 @@ pub fn correlate(conns: &[WireView<'_>], log: &MailLog, hint: ClockHint) -> Corr
     }
 
     // 4. ICIDs in the capture's span that nothing matched.
-    let span = conns.iter().map(|c| (c.tcp.first_seen, c.tcp.last_seen)).fold(None, |acc: Option<(Timestamp, Timestamp)>, (a, b)| {
-        Some(acc.map_or((a, b), |(x, y)| (x.min(a), y.max(b))))
-    });
+    let span = conns
+        .iter()
+        .map(|c| (c.tcp.first_seen, c.tcp.last_seen))
+        .fold(None, |acc: Option<(Timestamp, Timestamp)>, (a, b)| {
+            Some(acc.map_or((a, b), |(x, y)| (x.min(a), y.max(b))))
+        });
     let client_ips: HashSet<IpAddr> = conns.iter().map(|c| c.tcp.client.ip()).collect();
     let server_ips: HashSet<IpAddr> = conns.iter().map(|c| c.tcp.server.ip()).collect();
     let mut unmatched_icids = Vec::new();
@@ -450,7 +504,9 @@ pub fn correlate(conns: &[WireView<'_>], log: &MailLog, hint: ClockHint) -> Corr
             if icid_taken[i] {
                 continue;
             }
-            let Some(start) = icid_start(rec, zone).map(aligned) else { continue };
+            let Some(start) = icid_start(rec, zone).map(aligned) else {
+                continue;
+            };
             if start.0 < first.0 - 2 * NS || start.0 > last.0 + 2 * NS {
                 continue;
             }
@@ -459,7 +515,8 @@ pub fn correlate(conns: &[WireView<'_>], log: &MailLog, hint: ClockHint) -> Corr
             let reason = if iface.is_some_and(|ip| !server_ips.contains(&ip)) {
                 "its listener IP is not in the capture (taken on another interface?)".to_string()
             } else if remote.is_some_and(|ip| !client_ips.contains(&ip)) {
-                "no connection from its remote IP in the capture (capture filter or interface?)".to_string()
+                "no connection from its remote IP in the capture (capture filter or interface?)"
+                    .to_string()
             } else {
                 "connections from its remote IP matched other ICIDs better".to_string()
             };
@@ -496,10 +553,21 @@ fn agree(c: &WireView<'_>, rec: &IcidRecord, log: &MailLog) -> (Agreement, Optio
     let v = c.verdict;
     let layer = v.layer;
     let completed = c.smtp.transactions.iter().filter(|t| t.completed()).count();
-    let ready = rec.mids.iter().filter_map(|m| log.mid(&rec.appliance, *m)).filter(|m| m.ready.is_some()).count();
+    let ready = rec
+        .mids
+        .iter()
+        .filter_map(|m| log.mid(&rec.appliance, *m))
+        .filter(|m| m.ready.is_some())
+        .count();
     let encrypted = c.smtp.tls.is_some();
     if encrypted && layer == Layer::Unknown {
-        return (Agreement::Unknown, Some(format!("session encrypted; the log says {}", rec.outcome.as_str())));
+        return (
+            Agreement::Unknown,
+            Some(format!(
+                "session encrypted; the log says {}",
+                rec.outcome.as_str()
+            )),
+        );
     }
     let wire = format!("wire shows {} ({})", layer, v.reason);
     use LogOutcome as O;
@@ -512,18 +580,29 @@ fn agree(c: &WireView<'_>, rec: &IcidRecord, log: &MailLog) -> (Agreement, Optio
             if !encrypted && completed < ready {
                 return (
                     Agreement::Disagrees,
-                    Some(format!("log says {ready} message(s) received, wire shows {completed} final 2xx")),
+                    Some(format!(
+                        "log says {ready} message(s) received, wire shows {completed} final 2xx"
+                    )),
                 );
             }
             true
         }
         O::Rejected | O::NoMessage => completed == 0,
         O::Incomplete | O::Open => {
-            return (Agreement::Unknown, Some(format!("the log does not show how ICID {} ended", rec.icid)));
+            return (
+                Agreement::Unknown,
+                Some(format!("the log does not show how ICID {} ended", rec.icid)),
+            );
         }
     };
     if layer == Layer::Unknown {
-        return (Agreement::Unknown, Some(format!("the capture does not show the end; the log says {}", rec.outcome.as_str())));
+        return (
+            Agreement::Unknown,
+            Some(format!(
+                "the capture does not show the end; the log says {}",
+                rec.outcome.as_str()
+            )),
+        );
     }
     if ok {
         (Agreement::Agrees, None)
@@ -550,7 +629,12 @@ mod tests {
     fn vote_finds_offset_shared_by_most_pairs() {
         // Three connections whose log seconds sit 3600 s + 3.4 s after the first packet, one
         // stray pair far off.
-        let pairs = vec![(0, 3603 * NS + 400_000_000), (1, 3603 * NS + 700_000_000), (2, 3603 * NS + 100_000_000), (3, 10 * NS)];
+        let pairs = vec![
+            (0, 3603 * NS + 400_000_000),
+            (1, 3603 * NS + 700_000_000),
+            (2, 3603 * NS + 100_000_000),
+            (3, 10 * NS),
+        ];
         let (o, n) = vote(&pairs, None, 27 * 3600 * NS).unwrap();
         assert_eq!(n, 3);
         // Every pair's interval must hold the offset.

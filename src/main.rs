@@ -21,7 +21,10 @@ fn main() -> ExitCode {
 }
 
 fn terminal_width() -> u16 {
-    if let Some(w) = std::env::var("COLUMNS").ok().and_then(|c| c.parse::<u16>().ok()) {
+    if let Some(w) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse::<u16>().ok())
+    {
         return w.max(40);
     }
     if io::stdout().is_terminal() {
@@ -81,7 +84,9 @@ fn run_analyze(args: &AnalyzeArgs) -> i32 {
 /// Writes the output; a closed pipe (`| head`) is the reader's choice and ends quietly.
 fn emit(text: &str, output: Option<&std::path::Path>) -> Result<(), i32> {
     let written = match output {
-        Some(path) => std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display())),
+        Some(path) => {
+            std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+        }
         None => {
             let mut out = io::stdout().lock();
             match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
@@ -98,7 +103,10 @@ fn emit(text: &str, output: Option<&std::path::Path>) -> Result<(), i32> {
 }
 
 fn run_log(args: &LogArgs) -> i32 {
-    let opts = icidtrace::maillog::LogOptions { syslog_year: args.year, ..Default::default() };
+    let opts = icidtrace::maillog::LogOptions {
+        syslog_year: args.year,
+        ..Default::default()
+    };
     let log = match icidtrace::maillog::read_logs(&args.logs, &opts) {
         Ok(l) => l,
         Err(e) => {
@@ -108,7 +116,9 @@ fn run_log(args: &LogArgs) -> i32 {
     };
     let report = report::log::LogReport::new(&log);
     let text = match args.format {
-        Format::Table => report::log::render_table(&report, args.width.unwrap_or_else(terminal_width)),
+        Format::Table => {
+            report::log::render_table(&report, args.width.unwrap_or_else(terminal_width))
+        }
         Format::Json => report::log::render_json(&report),
         Format::Csv => report::log::render_csv(&report),
     };

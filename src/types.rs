@@ -20,7 +20,10 @@ impl Timestamp {
     pub const NANOS_PER_SEC: i64 = 1_000_000_000;
 
     pub fn from_secs_nanos(secs: i64, nanos: u32) -> Self {
-        Timestamp(secs.saturating_mul(Self::NANOS_PER_SEC).saturating_add(nanos as i64))
+        Timestamp(
+            secs.saturating_mul(Self::NANOS_PER_SEC)
+                .saturating_add(nanos as i64),
+        )
     }
 
     pub fn from_secs(secs: i64) -> Self {
@@ -67,7 +70,10 @@ impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         let dt = DateTime::parse_from_rfc3339(&s).map_err(serde::de::Error::custom)?;
-        Ok(Timestamp::from_secs_nanos(dt.timestamp(), dt.timestamp_subsec_nanos()))
+        Ok(Timestamp::from_secs_nanos(
+            dt.timestamp(),
+            dt.timestamp_subsec_nanos(),
+        ))
     }
 }
 

@@ -32,8 +32,14 @@ pub enum Layer {
 }
 
 impl Layer {
-    pub const ALL: [Layer; 6] =
-        [Layer::None, Layer::Application, Layer::Network, Layer::Timeout, Layer::Server, Layer::Unknown];
+    pub const ALL: [Layer; 6] = [
+        Layer::None,
+        Layer::Application,
+        Layer::Network,
+        Layer::Timeout,
+        Layer::Server,
+        Layer::Unknown,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -177,10 +183,22 @@ struct End {
 }
 
 fn first_end(tcp: &TcpConnection) -> Option<End> {
-    let fin = tcp.first_fin().map(|(side, ev)| End { side, rst: false, ev });
-    let rst = tcp.first_rst().map(|(side, ev)| End { side, rst: true, ev });
+    let fin = tcp.first_fin().map(|(side, ev)| End {
+        side,
+        rst: false,
+        ev,
+    });
+    let rst = tcp.first_rst().map(|(side, ev)| End {
+        side,
+        rst: true,
+        ev,
+    });
     match (fin, rst) {
-        (Some(f), Some(r)) => Some(if (r.ev.at, r.ev.frame) < (f.ev.at, f.ev.frame) { r } else { f }),
+        (Some(f), Some(r)) => Some(if (r.ev.at, r.ev.frame) < (f.ev.at, f.ev.frame) {
+            r
+        } else {
+            f
+        }),
         (f, r) => f.or(r),
     }
 }
@@ -192,7 +210,9 @@ fn describe_end(e: &End) -> String {
         if e.rst { "RST" } else { "FIN" },
         e.ev.frame.number,
         e.ev.ttl,
-        e.ev.ip_id.map(|id| format!(", IP ID {id}")).unwrap_or_default()
+        e.ev.ip_id
+            .map(|id| format!(", IP ID {id}"))
+            .unwrap_or_default()
     )
 }
 
@@ -203,13 +223,24 @@ fn reply_words(r: &Reply) -> String {
     }
 }
 
-/// The transaction that was open (MAIL FROM accepted, no 2xx to its data) at the end, if any.
+/// The transaction that was open at the end, if any: MAIL FROM accepted, not abandoned, and no
+/// final reply to its data (a message refused after its data is finished, not open).
 fn open_transaction(smtp: &SessionSummary) -> Option<&Transaction> {
-    smtp.transactions.last().filter(|t| t.started() && !t.completed() && t.ended_by.as_deref() != Some("RSET"))
+    smtp.transactions.last().filter(|t| {
+        t.started()
+            && t.ended_by.is_none()
+            && t.data
+                .as_ref()
+                .is_none_or(|d| d.final_reply.is_none() && d.refused.is_none())
+    })
 }
 
 fn transaction_phase(t: &Transaction) -> Phase {
-    if t.data.is_some() { Phase::Data } else { Phase::Envelope }
+    if t.data.is_some() {
+        Phase::Data
+    } else {
+        Phase::Envelope
+    }
 }
 
 /// The last time the client sent a command before `before`.
@@ -217,7 +248,12 @@ fn client_activity_before(smtp: &SessionSummary, before: Timestamp) -> Option<Ti
     let mut times: Vec<Timestamp> = Vec::new();
     times.extend(smtp.first_command.as_ref().map(|c| c.at));
     times.extend(smtp.last_command.as_ref().map(|c| c.at));
-    times.extend(smtp.greeting.as_ref().and(smtp.first_command.as_ref()).map(|c| c.at));
+    times.extend(
+        smtp.greeting
+            .as_ref()
+            .and(smtp.first_command.as_ref())
+            .map(|c| c.at),
+    );
     for t in &smtp.transactions {
         times.push(t.mail_at);
         if let Some(d) = &t.data {
@@ -236,7 +272,11 @@ fn server_reply_before(smtp: &SessionSummary, before: Timestamp) -> Option<Times
     times.extend(smtp.last_reply.as_ref().map(|r| r.at));
     for t in &smtp.transactions {
         times.extend(t.mail_reply.as_ref().map(|r| r.at));
-        times.extend(t.rcpt_to.iter().filter_map(|r| r.reply.as_ref().map(|r| r.at)));
+        times.extend(
+            t.rcpt_to
+                .iter()
+                .filter_map(|r| r.reply.as_ref().map(|r| r.at)),
+        );
         if let Some(d) = &t.data {
             times.extend(d.go_ahead.as_ref().map(|r| r.at));
             times.extend(d.final_reply.as_ref().map(|r| r.at));
@@ -248,19 +288,46 @@ fn server_reply_before(smtp: &SessionSummary, before: Timestamp) -> Option<Times
 /// Facts about the SMTP conversation worth stating in any verdict.
 fn smtp_evidence(smtp: &SessionSummary, ev: &mut Vec<Evidence>) {
     if let Some(b) = &smtp.banner {
-        ev.push(Evidence { at: Some(b.at), fact: format!("server banner: {}", reply_words(b)) });
+        ev.push(Evidence {
+            at: Some(b.at),
+            fact: format!("server banner: {}", reply_words(b)),
+        });
     }
     for (i, t) in smtp.transactions.iter().enumerate() {
         let mail = match &t.mail_reply {
-            Some(r) => format!("MAIL FROM:<{}> answered {}", t.mail_from, r.code.map_or("?".into(), |c| c.to_string())),
+            Some(r) => format!(
+                "MAIL FROM:<{}> answered {}",
+                t.mail_from,
+                r.code.map_or("?".into(), |c| c.to_string())
+            ),
             None => format!("MAIL FROM:<{}> (no reply seen)", t.mail_from),
         };
-        let accepted = t.rcpt_to.iter().filter(|r| r.reply.as_ref().and_then(|r| r.code).is_some_and(|c| c < 300)).count();
-        let mut fact = format!("message {}: {mail}, {} RCPT ({accepted} accepted)", i + 1, t.rcpt_to.len());
+        let accepted = t
+            .rcpt_to
+            .iter()
+            .filter(|r| {
+                r.reply
+                    .as_ref()
+                    .and_then(|r| r.code)
+                    .is_some_and(|c| c < 300)
+            })
+            .count();
+        let mut fact = format!(
+            "message {}: {mail}, {} RCPT ({accepted} accepted)",
+            i + 1,
+            t.rcpt_to.len()
+        );
         if let Some(d) = &t.data {
             match &d.go_ahead {
-                Some(r) => fact.push_str(&format!(", DATA answered {}", r.code.map_or("?".into(), |c| c.to_string()))),
-                None => fact.push_str(&format!(", {:?} sent", d.kind).to_uppercase().replace("DATA SENT", "DATA sent")),
+                Some(r) => fact.push_str(&format!(
+                    ", DATA answered {}",
+                    r.code.map_or("?".into(), |c| c.to_string())
+                )),
+                None => fact.push_str(
+                    &format!(", {:?} sent", d.kind)
+                        .to_uppercase()
+                        .replace("DATA SENT", "DATA sent"),
+                ),
             }
             fact.push_str(&format!(", {} body bytes", d.bytes));
             match (&d.end_at, &d.final_reply) {
@@ -272,7 +339,10 @@ fn smtp_evidence(smtp: &SessionSummary, ev: &mut Vec<Evidence>) {
         if let Some(by) = &t.ended_by {
             fact.push_str(&format!(", abandoned by {by}"));
         }
-        ev.push(Evidence { at: Some(t.mail_at), fact });
+        ev.push(Evidence {
+            at: Some(t.mail_at),
+            fact,
+        });
     }
 }
 
@@ -282,46 +352,92 @@ pub fn decide(tcp: &TcpConnection, smtp: &SessionSummary) -> Verdict {
     smtp_evidence(smtp, &mut ev);
     let end = first_end(tcp);
     if let Some(e) = &end {
-        ev.push(Evidence { at: Some(e.ev.at), fact: format!("first close: {}", describe_end(e)) });
+        ev.push(Evidence {
+            at: Some(e.ev.at),
+            fact: format!("first close: {}", describe_end(e)),
+        });
     }
     let quit_at = smtp.quit.as_ref().map(|q| q.at);
     if let Some(q) = &smtp.quit {
-        let reply = q.reply.as_ref().map(|r| format!(", answered {}", reply_words(r))).unwrap_or_default();
-        ev.push(Evidence { at: Some(q.at), fact: format!("client sent QUIT{reply}") });
+        let reply = q
+            .reply
+            .as_ref()
+            .map(|r| format!(", answered {}", reply_words(r)))
+            .unwrap_or_default();
+        ev.push(Evidence {
+            at: Some(q.at),
+            fact: format!("client sent QUIT{reply}"),
+        });
     }
 
     // Without payload the conversation cannot be judged.
     let cut = tcp.from_client.snaplen_cut_bytes + tcp.from_server.snaplen_cut_bytes;
     if cut > 0 && smtp.commands == 0 && smtp.replies == 0 {
-        ev.push(Evidence { at: None, fact: format!("{cut} payload bytes cut by the capture's snapshot length") });
+        ev.push(Evidence {
+            at: None,
+            fact: format!("{cut} payload bytes cut by the capture's snapshot length"),
+        });
         let (initiator, reason) = match &end {
-            Some(e) => (Initiator::from(e.side), format!("payload not captured (snaplen); {} closed first", describe_end(e))),
-            None => (Initiator::None, "payload not captured (snaplen)".to_string()),
+            Some(e) => (
+                Initiator::from(e.side),
+                format!(
+                    "payload not captured (snaplen); {} closed first",
+                    describe_end(e)
+                ),
+            ),
+            None => (
+                Initiator::None,
+                "payload not captured (snaplen)".to_string(),
+            ),
         };
-        return Verdict { layer: Layer::Unknown, initiator, cause: Cause::PayloadNotCaptured, phase: smtp.phase, reason, evidence: ev };
+        return Verdict {
+            layer: Layer::Unknown,
+            initiator,
+            cause: Cause::PayloadNotCaptured,
+            phase: smtp.phase,
+            reason,
+            evidence: ev,
+        };
     }
 
     // An unprompted 421 (or other reply) before the client closed: the server gave up waiting.
-    let client_close_at = [tcp.from_client.first_fin.map(|e| e.at), tcp.from_client.first_rst.map(|e| e.at)]
-        .into_iter()
-        .flatten()
-        .min();
+    let client_close_at = [
+        tcp.from_client.first_fin.map(|e| e.at),
+        tcp.from_client.first_rst.map(|e| e.at),
+    ]
+    .into_iter()
+    .flatten()
+    .min();
+    // A 421 is the listener giving up; other unprompted replies (a 500 for each line of junk
+    // the client sent) are not a timeout.
     if let Some(r) = smtp.unprompted_replies.iter().find(|r| {
-        r.code.is_some_and(|c| c == 421 || c >= 500) && client_close_at.is_none_or(|c| r.at <= c) && quit_at.is_none_or(|q| r.at <= q)
+        r.code == Some(421)
+            && client_close_at.is_none_or(|c| r.at <= c)
+            && quit_at.is_none_or(|q| r.at <= q)
     }) {
-        let since = client_activity_before(smtp, r.at).or(server_reply_before(smtp, r.at)).unwrap_or(tcp.first_seen);
+        let since = client_activity_before(smtp, r.at)
+            .or(server_reply_before(smtp, r.at))
+            .unwrap_or(tcp.first_seen);
         let silence = r.at.seconds_since(since);
         ev.push(Evidence {
             at: Some(r.at),
-            fact: format!("server sent {} unprompted after {silence:.1} s without a command from the client", reply_words(r)),
+            fact: format!(
+                "server sent {} unprompted after {silence:.1} s without a command from the client",
+                reply_words(r)
+            ),
         });
-        let phase = open_transaction(smtp).map(transaction_phase).unwrap_or(phase_before_close(smtp));
+        let phase = open_transaction(smtp)
+            .map(transaction_phase)
+            .unwrap_or(phase_before_close(smtp));
         return Verdict {
             layer: Layer::Timeout,
             initiator: Initiator::Server,
             cause: Cause::IdleTimeout,
             phase,
-            reason: format!("server timed out after {silence:.0} s of client silence ({})", r.code.unwrap_or(421)),
+            reason: format!(
+                "server timed out after {silence:.0} s of client silence ({})",
+                r.code.unwrap_or(421)
+            ),
             evidence: ev,
         };
     }
@@ -338,7 +454,12 @@ pub fn decide(tcp: &TcpConnection, smtp: &SessionSummary) -> Verdict {
 
     // QUIT before the connection closed.
     if quit_at.is_some_and(|q| end.is_none_or(|e| q <= e.ev.at || e.side == Side::Server)) {
-        if let Some(t) = smtp.transactions.iter().rev().find(|t| t.started() && !t.completed() && t.ended_by.is_some()) {
+        if let Some(t) = smtp
+            .transactions
+            .iter()
+            .rev()
+            .find(|t| t.started() && !t.completed() && t.ended_by.is_some())
+        {
             let rset = t.ended_by.as_deref() == Some("RSET");
             // The phase is where the session ended (QUIT); the cause says where the message was.
             let (cause, step) = match (rset, t.data.is_some()) {
@@ -358,32 +479,55 @@ pub fn decide(tcp: &TcpConnection, smtp: &SessionSummary) -> Verdict {
             };
         }
         let done = smtp.transactions.iter().filter(|t| t.completed()).count();
+        let reason = if tcp.from_server.packets == 0 {
+            let sent = smtp
+                .transactions
+                .iter()
+                .filter(|t| t.data.as_ref().is_some_and(|d| d.end_at.is_some()))
+                .count();
+            format!("QUIT after {sent} message(s) sent; the server's side is not in the capture")
+        } else {
+            format!("clean QUIT after {done} message(s)")
+        };
         return Verdict {
             layer: Layer::None,
             initiator: Initiator::Client,
             cause: Cause::Quit,
             phase: Phase::Quit,
-            reason: format!("clean QUIT after {done} message(s)"),
+            reason,
             evidence: ev,
         };
     }
 
     let Some(e) = end else {
-        if let Some(last) = [tcp.from_client.last_at, tcp.from_server.last_at].into_iter().flatten().max() {
-            ev.push(Evidence { at: Some(last), fact: "capture ends with the connection still open".into() });
+        if let Some(last) = [tcp.from_client.last_at, tcp.from_server.last_at]
+            .into_iter()
+            .flatten()
+            .max()
+        {
+            ev.push(Evidence {
+                at: Some(last),
+                fact: "capture ends with the connection still open".into(),
+            });
         }
         return Verdict {
             layer: Layer::Unknown,
             initiator: Initiator::None,
             cause: Cause::CaptureEnded,
             phase: smtp.phase,
-            reason: format!("still open when the capture ended ({})", smtp.phase.as_str()),
+            reason: format!(
+                "still open when the capture ended ({})",
+                smtp.phase.as_str()
+            ),
             evidence: ev,
         };
     };
 
     // The client (or something in its name) closed without QUIT.
-    ev.push(Evidence { at: Some(e.ev.at), fact: "no QUIT before the close".into() });
+    ev.push(Evidence {
+        at: Some(e.ev.at),
+        fact: "no QUIT before the close".into(),
+    });
     let phase = phase_before_close(smtp);
     let in_data = phase == Phase::Data;
     let cause = match (e.rst, in_data) {
@@ -401,19 +545,56 @@ pub fn decide(tcp: &TcpConnection, smtp: &SessionSummary) -> Verdict {
         Some(_) => format!("client {what} in the envelope, no QUIT"),
         None => format!("client {what} without QUIT ({})", phase.as_str()),
     };
-    Verdict { layer: Layer::Network, initiator: Initiator::Client, cause, phase, reason, evidence: ev }
+    Verdict {
+        layer: Layer::Network,
+        initiator: Initiator::Client,
+        cause,
+        phase,
+        reason,
+        evidence: ev,
+    }
 }
 
 /// The phase the session was in when it ended, QUIT aside.
 fn phase_before_close(smtp: &SessionSummary) -> Phase {
     if smtp.phase == Phase::Quit {
-        return open_transaction(smtp).map(transaction_phase).unwrap_or(Phase::Quit);
+        return open_transaction(smtp)
+            .map(transaction_phase)
+            .unwrap_or(Phase::Quit);
     }
     smtp.phase
 }
 
-fn server_end(tcp: &TcpConnection, smtp: &SessionSummary, e: End, mut ev: Vec<Evidence>) -> Verdict {
-    let phase = phase_before_close(smtp);
+fn server_end(
+    tcp: &TcpConnection,
+    smtp: &SessionSummary,
+    e: End,
+    mut ev: Vec<Evidence>,
+) -> Verdict {
+    // The client may have said QUIT after the server's close: the step is the one before it.
+    let phase = match (smtp.phase, smtp.transactions.last()) {
+        (Phase::Quit, Some(t)) if smtp.quit.as_ref().is_some_and(|q| q.at > e.ev.at) => {
+            match &t.data {
+                Some(d)
+                    if d.final_reply
+                        .as_ref()
+                        .is_none_or(|r| r.at > e.ev.at || r.code.is_none()) =>
+                {
+                    Phase::Data
+                }
+                Some(_) => Phase::AfterData,
+                None => Phase::Envelope,
+            }
+        }
+        (Phase::Quit, None) if smtp.quit.as_ref().is_some_and(|q| q.at > e.ev.at) => {
+            if smtp.banner.is_some() {
+                Phase::Greeting
+            } else {
+                Phase::Banner
+            }
+        }
+        _ => phase_before_close(smtp),
+    };
     if e.rst {
         return Verdict {
             layer: Layer::Server,
@@ -425,22 +606,38 @@ fn server_end(tcp: &TcpConnection, smtp: &SessionSummary, e: End, mut ev: Vec<Ev
         };
     }
     // A refusal (421 or 5xx) that answered the client's last command, then the close.
-    if let Some(r) = smtp.last_reply.as_ref().filter(|r| r.at <= e.ev.at && r.code.is_some_and(|c| c == 421 || c >= 500)) {
-        ev.push(Evidence { at: Some(r.at), fact: format!("server replied {} and then closed", reply_words(r)) });
+    if let Some(r) = smtp
+        .last_reply
+        .as_ref()
+        .filter(|r| r.at <= e.ev.at && r.code.is_none_or(|c| c == 421 || c >= 500))
+    {
+        let what = match r.code {
+            Some(c) => format!("server refused ({c}) and closed"),
+            None => "server replied without a reply code and closed".to_string(),
+        };
+        ev.push(Evidence {
+            at: Some(r.at),
+            fact: format!("server replied {} and then closed", reply_words(r)),
+        });
         return Verdict {
             layer: Layer::Server,
             initiator: Initiator::Server,
             cause: Cause::ServerRejectClose,
             phase,
-            reason: format!("server refused ({}) and closed", r.code.unwrap_or(0)),
+            reason: what,
             evidence: ev,
         };
     }
     // Closed while waiting for the client, after a long silence: an idle timeout without a 421.
-    let since = client_activity_before(smtp, e.ev.at).or(server_reply_before(smtp, e.ev.at)).unwrap_or(tcp.first_seen);
+    let since = client_activity_before(smtp, e.ev.at)
+        .or(server_reply_before(smtp, e.ev.at))
+        .unwrap_or(tcp.first_seen);
     let silence = e.ev.at.seconds_since(since);
     if smtp.unanswered == 0 && silence >= IDLE_SILENCE_SECS {
-        ev.push(Evidence { at: Some(e.ev.at), fact: format!("server closed after {silence:.1} s without a command from the client") });
+        ev.push(Evidence {
+            at: Some(e.ev.at),
+            fact: format!("server closed after {silence:.1} s without a command from the client"),
+        });
         return Verdict {
             layer: Layer::Timeout,
             initiator: Initiator::Server,
@@ -454,10 +651,22 @@ fn server_end(tcp: &TcpConnection, smtp: &SessionSummary, e: End, mut ev: Vec<Ev
         None => "server closed before any banner".to_string(),
         Some(_) => format!("server closed ({})", phase.as_str()),
     };
-    Verdict { layer: Layer::Server, initiator: Initiator::Server, cause: Cause::ServerClose, phase, reason, evidence: ev }
+    Verdict {
+        layer: Layer::Server,
+        initiator: Initiator::Server,
+        cause: Cause::ServerClose,
+        phase,
+        reason,
+        evidence: ev,
+    }
 }
 
-fn tls_end(tcp: &TcpConnection, smtp: &SessionSummary, end: Option<End>, mut ev: Vec<Evidence>) -> Verdict {
+fn tls_end(
+    tcp: &TcpConnection,
+    smtp: &SessionSummary,
+    end: Option<End>,
+    mut ev: Vec<Evidence>,
+) -> Verdict {
     let tls = smtp.tls.clone().unwrap_or_default();
     ev.push(Evidence {
         at: smtp.starttls.as_ref().map(|c| c.at),
@@ -465,7 +674,11 @@ fn tls_end(tcp: &TcpConnection, smtp: &SessionSummary, end: Option<End>, mut ev:
             "STARTTLS accepted; TLS records client/server: {}/{} application data, handshake {}",
             tls.client.application_data_records,
             tls.server.application_data_records,
-            if tls.handshake_completed { "completed" } else { "not completed" }
+            if tls.handshake_completed {
+                "completed"
+            } else {
+                "not completed"
+            }
         ),
     });
     let Some(e) = end else {
@@ -484,7 +697,10 @@ fn tls_end(tcp: &TcpConnection, smtp: &SessionSummary, end: Option<End>, mut ev:
     };
     let alert_first = dir.first_alert_at.is_some_and(|a| a <= e.ev.at);
     if e.rst && !alert_first {
-        ev.push(Evidence { at: Some(e.ev.at), fact: format!("{} RST without a TLS close alert", e.side) });
+        ev.push(Evidence {
+            at: Some(e.ev.at),
+            fact: format!("{} RST without a TLS close alert", e.side),
+        });
         let (layer, cause) = match e.side {
             Side::Client => (Layer::Network, Cause::ClientRst),
             Side::Server => (Layer::Server, Cause::ServerRst),
@@ -504,9 +720,22 @@ fn tls_end(tcp: &TcpConnection, smtp: &SessionSummary, end: Option<End>, mut ev:
         fact: "QUIT and the message state are inside TLS: the mail log tells whether a message was open".into(),
     });
     let (cause, reason) = if alert_first {
-        (Cause::TlsClose, format!("{} closed TLS (alert) then TCP; QUIT hidden by TLS", e.side))
+        (
+            Cause::TlsClose,
+            format!("{} closed TLS (alert) then TCP; QUIT hidden by TLS", e.side),
+        )
     } else {
-        (Cause::TlsFin, format!("{} FIN without TLS close alert; QUIT hidden by TLS", e.side))
+        (
+            Cause::TlsFin,
+            format!("{} FIN without TLS close alert; QUIT hidden by TLS", e.side),
+        )
     };
-    Verdict { layer: Layer::Unknown, initiator: e.side.into(), cause, phase: Phase::Tls, reason, evidence: ev }
+    Verdict {
+        layer: Layer::Unknown,
+        initiator: e.side.into(),
+        cause,
+        phase: Phase::Tls,
+        reason,
+        evidence: ev,
+    }
 }

@@ -32,7 +32,11 @@ fn capture_file(dir: &Path) -> PathBuf {
 fn compare(case: &str, want: &Value, got: &Value) -> Vec<String> {
     let mut errs = Vec::new();
     // Without a log the wire-only verdict applies (they differ only where TLS hides the end).
-    let verdict_key = if want.get("verdict_without_log").is_some() { "verdict_without_log" } else { "verdict" };
+    let verdict_key = if want.get("verdict_without_log").is_some() {
+        "verdict_without_log"
+    } else {
+        "verdict"
+    };
     let mut check = |path: &[&str]| {
         let mut w = want;
         let mut g = got;
@@ -40,15 +44,32 @@ fn compare(case: &str, want: &Value, got: &Value) -> Vec<String> {
             w = &w[*p];
             g = &g[*p];
         }
-        if w.is_null() && path.len() > 1 && want.pointer(&format!("/{}", path.join("/"))).is_none() {
+        if w.is_null() && path.len() > 1 && want.pointer(&format!("/{}", path.join("/"))).is_none()
+        {
             return; // not stated in expected.json
         }
         // first_fin / first_rst: expected gives the side only.
-        let g = if path[0] == "close" { g.get("side").unwrap_or(g) } else { g };
-        let g = if path[0] == "verdict_without_log" { &got["verdict"] } else { g };
-        let g = if path[0] == "verdict_without_log" { &g[path[1]] } else { g };
+        let g = if path[0] == "close" {
+            g.get("side").unwrap_or(g)
+        } else {
+            g
+        };
+        let g = if path[0] == "verdict_without_log" {
+            &got["verdict"]
+        } else {
+            g
+        };
+        let g = if path[0] == "verdict_without_log" {
+            &g[path[1]]
+        } else {
+            g
+        };
         if w != g {
-            errs.push(format!("{case} {}: {} expected {w}, got {g}", want["client"], path.join(".")));
+            errs.push(format!(
+                "{case} {}: {} expected {w}, got {g}",
+                want["client"],
+                path.join(".")
+            ));
         }
     };
     for f in ["layer", "initiator", "cause", "phase"] {
@@ -66,32 +87,57 @@ fn compare(case: &str, want: &Value, got: &Value) -> Vec<String> {
 #[test]
 fn every_case_gives_its_expected_verdicts() {
     let dirs = cases();
-    assert!(dirs.len() >= 14, "expected the bundled cases in captures/, found {}", dirs.len());
+    assert!(
+        dirs.len() >= 14,
+        "expected the bundled cases in captures/, found {}",
+        dirs.len()
+    );
     let mut errs = Vec::new();
     for dir in dirs {
         let case = dir.file_name().unwrap().to_string_lossy().to_string();
-        let expected: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
-        let opts = AnalyzeOptions { captures: vec![capture_file(&dir).to_string_lossy().into()], ..Default::default() };
+        let expected: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap())
+                .unwrap();
+        let opts = AnalyzeOptions {
+            captures: vec![capture_file(&dir).to_string_lossy().into()],
+            ..Default::default()
+        };
         let report = analyze(&opts).unwrap_or_else(|e| panic!("{case}: {e}"));
         let json = serde_json::to_value(&report).unwrap();
         let got = json["connections"].as_array().unwrap();
         let want = expected["connections"].as_array().unwrap();
         if got.len() != want.len() {
-            errs.push(format!("{case}: {} connections expected, got {}", want.len(), got.len()));
+            errs.push(format!(
+                "{case}: {} connections expected, got {}",
+                want.len(),
+                got.len()
+            ));
         }
         for w in want {
-            match got.iter().find(|g| g["client"] == w["client"] && g["server"] == w["server"]) {
+            match got
+                .iter()
+                .find(|g| g["client"] == w["client"] && g["server"] == w["server"])
+            {
                 Some(g) => errs.extend(compare(&case, w, g)),
-                None => errs.push(format!("{case}: connection {} not in the report", w["client"])),
+                None => errs.push(format!(
+                    "{case}: connection {} not in the report",
+                    w["client"]
+                )),
             }
         }
     }
-    assert!(errs.is_empty(), "{} mismatches:\n{}", errs.len(), errs.join("\n"));
+    assert!(
+        errs.is_empty(),
+        "{} mismatches:\n{}",
+        errs.len(),
+        errs.join("\n")
+    );
 }
 
 fn load(dir: &Path) -> (String, Value) {
     let case = dir.file_name().unwrap().to_string_lossy().to_string();
-    let expected: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
     (case, expected)
 }
 
@@ -117,20 +163,35 @@ fn with_the_mail_log_every_connection_gets_its_icid_and_the_log_agrees() {
         let want_offset = expected["clock"]["log_minus_utc_seconds"].as_f64().unwrap();
         let got_offset = clock["offset_seconds"].as_f64().unwrap();
         if (got_offset - want_offset).abs() > 1.0 {
-            errs.push(format!("{case}: clock offset {got_offset}, expected {want_offset} ± 1"));
+            errs.push(format!(
+                "{case}: clock offset {got_offset}, expected {want_offset} ± 1"
+            ));
         }
-        if clock["supporting_pairs"].as_u64().unwrap() < expected["connections"].as_array().unwrap().len() as u64 {
-            errs.push(format!("{case}: only {} pairs support the clock", clock["supporting_pairs"]));
+        if clock["supporting_pairs"].as_u64().unwrap()
+            < expected["connections"].as_array().unwrap().len() as u64
+        {
+            errs.push(format!(
+                "{case}: only {} pairs support the clock",
+                clock["supporting_pairs"]
+            ));
         }
         for w in expected["connections"].as_array().unwrap() {
-            let Some(g) = json["connections"].as_array().unwrap().iter().find(|g| g["client"] == w["client"]) else {
+            let Some(g) = json["connections"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|g| g["client"] == w["client"])
+            else {
                 errs.push(format!("{case}: {} missing", w["client"]));
                 continue;
             };
             checked += 1;
             for f in ["icid", "mids", "log_outcome"] {
                 if g[f] != w["log"][f] {
-                    errs.push(format!("{case} {}: {f} expected {}, got {}", w["client"], w["log"][f], g[f]));
+                    errs.push(format!(
+                        "{case} {}: {f} expected {}, got {}",
+                        w["client"], w["log"][f], g[f]
+                    ));
                 }
             }
             // Wire and log tell the same story, except where one of them cannot tell.
@@ -138,13 +199,24 @@ fn with_the_mail_log_every_connection_gets_its_icid_and_the_log_agrees() {
             let undecidable = w["verdict_without_log"]["layer"] == "unknown";
             let want = if undecidable { "unknown" } else { "agrees" };
             if agreement != want {
-                errs.push(format!("{case} {}: agreement {agreement}, expected {want} ({})", w["client"], g["match"]["agreement_reason"]));
+                errs.push(format!(
+                    "{case} {}: agreement {agreement}, expected {want} ({})",
+                    w["client"], g["match"]["agreement_reason"]
+                ));
             }
         }
         if !json["unmatched_icids"].as_array().unwrap().is_empty() {
-            errs.push(format!("{case}: unmatched ICIDs {}", json["unmatched_icids"]));
+            errs.push(format!(
+                "{case}: unmatched ICIDs {}",
+                json["unmatched_icids"]
+            ));
         }
     }
     assert!(checked >= 38, "only {checked} connections checked");
-    assert!(errs.is_empty(), "{} mismatches:\n{}", errs.len(), errs.join("\n"));
+    assert!(
+        errs.is_empty(),
+        "{} mismatches:\n{}",
+        errs.len(),
+        errs.join("\n")
+    );
 }

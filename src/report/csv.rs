@@ -3,12 +3,30 @@
 use super::Report;
 
 const HEADER: [&str; 16] = [
-    "id", "first_seen", "last_seen", "client", "server", "icid", "mids", "log_outcome", "layer", "initiator", "cause",
-    "phase", "quit", "transactions", "completed", "reason",
+    "id",
+    "first_seen",
+    "last_seen",
+    "client",
+    "server",
+    "icid",
+    "mids",
+    "log_outcome",
+    "layer",
+    "initiator",
+    "cause",
+    "phase",
+    "quit",
+    "transactions",
+    "completed",
+    "reason",
 ];
 
 pub(crate) fn field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
 }
 
 pub fn render(report: &Report) -> String {

@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use comfy_table::{Cell, ColumnConstraint, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+use comfy_table::{
+    Cell, ColumnConstraint, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED,
+};
 use serde::Serialize;
 
 use crate::maillog::{AbortReason, LocalTime, LogSummary, MailLog};
@@ -41,10 +43,19 @@ impl LogReport {
         for rec in &log.icids {
             let outcome = rec.outcome.as_str().to_string();
             *by_outcome.entry(outcome.clone()).or_default() += 1;
-            let remote_ip = rec.remote_ip.as_ref().and_then(|h| h.ip()).map(|ip| ip.to_string());
-            let aborts: Vec<String> =
-                log.mids_of(rec).filter_map(|m| m.abort.as_ref().map(abort_words)).collect();
-            if matches!(outcome.as_str(), "aborted" | "aborted_by_sender" | "timeout" | "lost") {
+            let remote_ip = rec
+                .remote_ip
+                .as_ref()
+                .and_then(|h| h.ip())
+                .map(|ip| ip.to_string());
+            let aborts: Vec<String> = log
+                .mids_of(rec)
+                .filter_map(|m| m.abort.as_ref().map(abort_words))
+                .collect();
+            if matches!(
+                outcome.as_str(),
+                "aborted" | "aborted_by_sender" | "timeout" | "lost"
+            ) {
                 if let Some(ip) = &remote_ip {
                     *by_ip.entry(ip.clone()).or_default() += 1;
                 }
@@ -54,7 +65,11 @@ impl LogReport {
                 icid: rec.icid,
                 time: rec.connect.unwrap_or(rec.first_seen),
                 remote_ip,
-                interface_ip: rec.interface_ip.as_ref().and_then(|h| h.ip()).map(|ip| ip.to_string()),
+                interface_ip: rec
+                    .interface_ip
+                    .as_ref()
+                    .and_then(|h| h.ip())
+                    .map(|ip| ip.to_string()),
                 log_outcome: outcome,
                 mids: rec.mids.clone(),
                 aborts,
@@ -64,7 +79,12 @@ impl LogReport {
         let mut top: Vec<(String, u32)> = by_ip.into_iter().collect();
         top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         top.truncate(20);
-        LogReport { icids, by_outcome, top_aborting_ips: top, summary: log.summary.clone() }
+        LogReport {
+            icids,
+            by_outcome,
+            top_aborting_ips: top,
+            summary: log.summary.clone(),
+        }
     }
 }
 
@@ -84,12 +104,23 @@ pub fn render_table(r: &LogReport, width: u16) -> String {
         .load_style(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic)
         .set_width(width)
-        .set_header(vec!["ICID", "Time (log)", "Remote IP", "Outcome", "MIDs", "Abort"]);
+        .set_header(vec![
+            "ICID",
+            "Time (log)",
+            "Remote IP",
+            "Outcome",
+            "MIDs",
+            "Abort",
+        ]);
     for row in &r.icids {
         let mids: Vec<String> = row.mids.iter().map(|m| m.to_string()).collect();
         let mut abort = row.aborts.join("; ");
         if row.lost {
-            abort = if abort.is_empty() { "ICID lost".into() } else { format!("{abort} (ICID lost)") };
+            abort = if abort.is_empty() {
+                "ICID lost".into()
+            } else {
+                format!("{abort} (ICID lost)")
+            };
         }
         table.add_row(vec![
             Cell::new(row.icid),
@@ -112,17 +143,31 @@ pub fn render_table(r: &LogReport, width: u16) -> String {
         out.push_str(&table.to_string());
         out.push('\n');
     }
-    let outcomes: Vec<String> = r.by_outcome.iter().map(|(k, v)| format!("{v} {k}")).collect();
-    out.push_str(&format!("{} ICIDs: {}\n", r.icids.len(), outcomes.join(", ")));
+    let outcomes: Vec<String> = r
+        .by_outcome
+        .iter()
+        .map(|(k, v)| format!("{v} {k}"))
+        .collect();
+    out.push_str(&format!(
+        "{} ICIDs: {}\n",
+        r.icids.len(),
+        outcomes.join(", ")
+    ));
     if !r.top_aborting_ips.is_empty() {
-        let ips: Vec<String> = r.top_aborting_ips.iter().take(10).map(|(ip, n)| format!("{ip} ({n})")).collect();
+        let ips: Vec<String> = r
+            .top_aborting_ips
+            .iter()
+            .take(10)
+            .map(|(ip, n)| format!("{ip} ({n})"))
+            .collect();
         out.push_str(&format!("most aborts: {}\n", ips.join(", ")));
     }
     out
 }
 
 pub fn render_json(r: &LogReport) -> String {
-    let mut s = serde_json::to_string_pretty(r).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    let mut s =
+        serde_json::to_string_pretty(r).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
     s.push('\n');
     s
 }

@@ -1,7 +1,10 @@
 //! The verdict table for the terminal: one row per connection, sorted by start time, fitting
 //! the given width (long cells wrap; the table never breaks).
 
-use comfy_table::{Cell, ColumnConstraint, ContentArrangement, Table, presets::{UTF8_FULL_CONDENSED, UTF8_HORIZONTAL_ONLY}};
+use comfy_table::{
+    Cell, ColumnConstraint, ContentArrangement, Table,
+    presets::{UTF8_FULL_CONDENSED, UTF8_HORIZONTAL_ONLY},
+};
 
 use super::{ConnectionReport, Report};
 use crate::verdict::Cause;
@@ -10,15 +13,31 @@ use crate::verdict::Cause;
 fn ended_by(c: &ConnectionReport) -> String {
     let v = &c.verdict;
     match v.cause {
-        Cause::Quit | Cause::QuitBeforeData | Cause::QuitDuringData | Cause::RsetBeforeData => "client QUIT".into(),
-        Cause::IdleTimeout => match c.smtp.session.unprompted_replies.first().and_then(|r| r.code) {
+        Cause::Quit | Cause::QuitBeforeData | Cause::QuitDuringData | Cause::RsetBeforeData => {
+            "client QUIT".into()
+        }
+        Cause::IdleTimeout => match c
+            .smtp
+            .session
+            .unprompted_replies
+            .first()
+            .and_then(|r| r.code)
+        {
             Some(code) => format!("server {code}"),
             None => "server FIN".into(),
         },
-        Cause::CaptureEnded | Cause::PayloadNotCaptured if v.initiator.as_str() == "none" => "—".into(),
+        Cause::CaptureEnded | Cause::PayloadNotCaptured if v.initiator.as_str() == "none" => {
+            "—".into()
+        }
         _ => {
-            let fin = c.close.first_fin.filter(|f| f.side.as_str() == v.initiator.as_str());
-            let rst = c.close.first_rst.filter(|f| f.side.as_str() == v.initiator.as_str());
+            let fin = c
+                .close
+                .first_fin
+                .filter(|f| f.side.as_str() == v.initiator.as_str());
+            let rst = c
+                .close
+                .first_rst
+                .filter(|f| f.side.as_str() == v.initiator.as_str());
             let kind = match (fin, rst) {
                 (Some(f), Some(r)) if r.at < f.at => "RST",
                 (Some(_), _) => "FIN",
@@ -36,7 +55,12 @@ fn messages(c: &ConnectionReport) -> String {
 
 pub fn render(report: &Report, width: u16) -> String {
     let mut out = String::new();
-    let files: Vec<String> = report.captures.files.iter().map(|f| f.name.clone()).collect();
+    let files: Vec<String> = report
+        .captures
+        .files
+        .iter()
+        .map(|f| f.name.clone())
+        .collect();
     let span = match (report.summary.first_seen, report.summary.last_seen) {
         (Some(a), Some(b)) => format!(
             ", {} – {} UTC",
@@ -53,7 +77,11 @@ pub fn render(report: &Report, width: u16) -> String {
         "{}: {} SMTP connection{}{span}\n",
         files.join(", "),
         report.summary.connections,
-        if report.summary.connections == 1 { "" } else { "s" }
+        if report.summary.connections == 1 {
+            ""
+        } else {
+            "s"
+        }
     ));
     if report.connections.is_empty() {
         out.push_str("no SMTP connection found\n");
@@ -61,7 +89,12 @@ pub fn render(report: &Report, width: u16) -> String {
         out.push_str(&verdict_table(report, width));
         out.push('\n');
     }
-    let layers: Vec<String> = report.summary.by_layer.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    let layers: Vec<String> = report
+        .summary
+        .by_layer
+        .iter()
+        .map(|(k, v)| format!("{v} {k}"))
+        .collect();
     if !layers.is_empty() {
         out.push_str(&format!("layers: {}\n", layers.join(", ")));
     }
@@ -75,11 +108,17 @@ pub fn render(report: &Report, width: u16) -> String {
 const WIDE: u16 = 120;
 
 fn verdict_table(report: &Report, width: u16) -> String {
-    let servers: std::collections::BTreeSet<&str> = report.connections.iter().map(|c| c.server.as_str()).collect();
+    let servers: std::collections::BTreeSet<&str> = report
+        .connections
+        .iter()
+        .map(|c| c.server.as_str())
+        .collect();
     let wide = width >= WIDE;
     let show_server = servers.len() > 1;
     let mut table = Table::new();
-    table.set_content_arrangement(ContentArrangement::Dynamic).set_width(width);
+    table
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_width(width);
     if wide {
         table.load_style(UTF8_FULL_CONDENSED);
         let mut header = vec!["#", "Start (UTC)", "Client"];
@@ -91,13 +130,21 @@ fn verdict_table(report: &Report, width: u16) -> String {
     } else {
         // Narrow terminals: fewer, stacked cells and no vertical rules, so the reason keeps room.
         table.load_style(UTF8_HORIZONTAL_ONLY);
-        let conn = if show_server { "Client → Server" } else { "Client" };
+        let conn = if show_server {
+            "Client → Server"
+        } else {
+            "Client"
+        };
         table.set_header(vec!["#", "Start", conn, "Msgs", "Verdict", "Reason"]);
     }
     for c in &report.connections {
         let start = c.first_seen.to_datetime();
         let row = if wide {
-            let mut row = vec![Cell::new(c.id), Cell::new(start.format("%H:%M:%S%.3f")), Cell::new(&c.client)];
+            let mut row = vec![
+                Cell::new(c.id),
+                Cell::new(start.format("%H:%M:%S%.3f")),
+                Cell::new(&c.client),
+            ];
             if show_server {
                 row.push(Cell::new(&c.server));
             }
@@ -110,13 +157,22 @@ fn verdict_table(report: &Report, width: u16) -> String {
             ]);
             row
         } else {
-            let conn = if show_server { format!("{}\n→ {}", c.client, c.server) } else { c.client.clone() };
+            let conn = if show_server {
+                format!("{}\n→ {}", c.client, c.server)
+            } else {
+                c.client.clone()
+            };
             vec![
                 Cell::new(c.id),
                 Cell::new(start.format("%H:%M:%S")),
                 Cell::new(conn),
                 Cell::new(messages(c)),
-                Cell::new(format!("{}\n{}\nin {}", c.verdict.layer, ended_by(c), c.verdict.phase.as_str())),
+                Cell::new(format!(
+                    "{}\n{}\nin {}",
+                    c.verdict.layer,
+                    ended_by(c),
+                    c.verdict.phase.as_str()
+                )),
                 Cell::new(&c.verdict.reason),
             ]
         };

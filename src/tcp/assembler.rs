@@ -36,7 +36,13 @@ const TAIL_KEEP: usize = 2048;
 
 impl Assembler {
     pub fn new(cap: usize) -> Self {
-        Assembler { next: 0, pending: BTreeMap::new(), pending_bytes: 0, cap, tail: Vec::new() }
+        Assembler {
+            next: 0,
+            pending: BTreeMap::new(),
+            pending_bytes: 0,
+            cap,
+            tail: Vec::new(),
+        }
     }
 
     /// Offset of the next byte to deliver.
@@ -133,7 +139,12 @@ impl Assembler {
         let end = offset + data.len() as u64;
         let mut cursor = offset;
         // Segments that could overlap [offset, end): the one starting before, and those inside.
-        let start_key = self.pending.range(..=offset).next_back().map(|(k, _)| *k).unwrap_or(offset);
+        let start_key = self
+            .pending
+            .range(..=offset)
+            .next_back()
+            .map(|(k, _)| *k)
+            .unwrap_or(offset);
         let overlapping: Vec<(u64, u64)> = self
             .pending
             .range(start_key..end)
@@ -165,7 +176,10 @@ impl Assembler {
                 continue;
             }
             self.pending_bytes += len;
-            self.pending.insert(s, data[(s - offset) as usize..(e - offset) as usize].to_vec());
+            self.pending.insert(
+                s,
+                data[(s - offset) as usize..(e - offset) as usize].to_vec(),
+            );
         }
     }
 
@@ -244,12 +258,21 @@ mod tests {
 
     /// The obviously-correct model: one slot per byte, first write wins, the delivered stream is
     /// the contiguous prefix.
-    fn model(stream_len: usize, segments: &[(usize, usize)], original: &[u8], corrupt: &[bool]) -> Vec<u8> {
+    fn model(
+        stream_len: usize,
+        segments: &[(usize, usize)],
+        original: &[u8],
+        corrupt: &[bool],
+    ) -> Vec<u8> {
         let mut slots: Vec<Option<u8>> = vec![None; stream_len];
         for (i, (s, l)) in segments.iter().enumerate() {
             for k in *s..(*s + *l).min(stream_len) {
                 if slots[k].is_none() {
-                    slots[k] = Some(if corrupt[i] { original[k] ^ 0xff } else { original[k] });
+                    slots[k] = Some(if corrupt[i] {
+                        original[k] ^ 0xff
+                    } else {
+                        original[k]
+                    });
                 }
             }
         }

@@ -93,13 +93,31 @@ pub enum TcpAnomaly {
     /// The capture starts after the handshake: the first bytes may be mid-line.
     MidstreamStart { frame: FrameRef, at: Timestamp },
     /// Bytes of `side` missing from the capture.
-    Gap { side: Side, frame: FrameRef, at: Timestamp, bytes: u64 },
+    Gap {
+        side: Side,
+        frame: FrameRef,
+        at: Timestamp,
+        bytes: u64,
+    },
     /// A retransmission or overlap carried bytes different from the first copy.
-    OverlapConflict { side: Side, frame: FrameRef, at: Timestamp },
+    OverlapConflict {
+        side: Side,
+        frame: FrameRef,
+        at: Timestamp,
+    },
     /// The out-of-order buffer was full; bytes were dropped.
-    BufferFull { side: Side, frame: FrameRef, at: Timestamp, dropped_bytes: u64 },
+    BufferFull {
+        side: Side,
+        frame: FrameRef,
+        at: Timestamp,
+        dropped_bytes: u64,
+    },
     /// Payload cut by the snapshot length (first packet only; the total is in the side stats).
-    SnaplenCut { side: Side, frame: FrameRef, at: Timestamp },
+    SnaplenCut {
+        side: Side,
+        frame: FrameRef,
+        at: Timestamp,
+    },
 }
 
 /// The TCP facts of one finished connection.
@@ -156,11 +174,27 @@ struct Stream {
     assembler: Assembler,
     /// Stream offset where the FIN sits, once seen.
     fin_offset: Option<u64>,
+    /// Bytes the peer acknowledged that have not arrived: a hole that may yet fill.
+    acked_hole: Option<AckedHole>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct AckedHole {
+    /// Stream offset the peer acknowledged.
+    upto: u64,
+    since: Timestamp,
+    /// Packets of the connection seen since.
+    packets: u32,
 }
 
 impl Stream {
     fn new(cap: usize) -> Self {
-        Stream { origin: None, assembler: Assembler::new(cap), fin_offset: None }
+        Stream {
+            origin: None,
+            assembler: Assembler::new(cap),
+            fin_offset: None,
+            acked_hole: None,
+        }
     }
 
     /// Stream offset of `seq`, once the stream's origin is known. Measured from the next byte
@@ -207,7 +241,12 @@ pub struct FlowTable<S> {
 
 impl<S: StreamSink> FlowTable<S> {
     pub fn new(config: FlowConfig) -> Self {
-        FlowTable { config, flows: HashMap::new(), finished: Vec::new(), last_sweep: Timestamp(i64::MIN) }
+        FlowTable {
+            config,
+            flows: HashMap::new(),
+            finished: Vec::new(),
+            last_sweep: Timestamp(i64::MIN),
+        }
     }
 
     /// Connections currently open.
@@ -234,7 +273,11 @@ impl<S: StreamSink> FlowTable<S> {
 
     /// Processes one packet; `new_sink` makes the sink of a new connection from its client and
     /// server addresses.
-    pub fn process(&mut self, pkt: &Packet<'_>, new_sink: &mut dyn FnMut(SocketAddr, SocketAddr) -> S) {
+    pub fn process(
+        &mut self,
+        pkt: &Packet<'_>,
+        new_sink: &mut dyn FnMut(SocketAddr, SocketAddr) -> S,
+    ) {
         let src = SocketAddr::new(pkt.src, pkt.src_port);
         let dst = SocketAddr::new(pkt.dst, pkt.dst_port);
         let key = key_of(src, dst);
@@ -242,10 +285,12 @@ impl<S: StreamSink> FlowTable<S> {
 
         if pure_syn {
             if let Some(conn) = self.flows.get(&key) {
-                let same_isn = conn.client_isn == Some(SeqNumber(pkt.seq)) && conn.facts.client == src;
+                let same_isn =
+                    conn.client_isn == Some(SeqNumber(pkt.seq)) && conn.facts.client == src;
                 let closed = conn.facts.from_client.first_rst.is_some()
                     || conn.facts.from_server.first_rst.is_some()
-                    || (conn.facts.from_client.first_fin.is_some() && conn.facts.from_server.first_fin.is_some());
+                    || (conn.facts.from_client.first_fin.is_some()
+                        && conn.facts.from_server.first_fin.is_some());
                 let isn_changed = conn.client_isn.is_some() && !same_isn;
                 if closed && !same_isn || isn_changed {
                     // Port reuse: the old connection is over; this SYN opens a new one.
@@ -273,12 +318,16 @@ impl<S: StreamSink> FlowTable<S> {
                     open_at_end: false,
                     anomalies: Vec::new(),
                 },
-                streams: [Stream::new(config.max_pending_bytes), Stream::new(config.max_pending_bytes)],
+                streams: [
+                    Stream::new(config.max_pending_bytes),
+                    Stream::new(config.max_pending_bytes),
+                ],
                 client_isn: None,
                 sink: new_sink(client, server),
             }
         });
         on_packet(conn, pkt, src);
+        expire_acked_holes(conn, pkt.frame, pkt.ts, false);
 
         if pkt.ts.0.saturating_sub(self.last_sweep.0) >= Timestamp::NANOS_PER_SEC * 10 {
             self.last_sweep = pkt.ts;
@@ -312,9 +361,18 @@ impl<S: StreamSink> FlowTable<S> {
 }
 
 /// Decides which end is the client of a connection first seen with `pkt`.
-fn orient(pkt: &Packet<'_>, src: SocketAddr, dst: SocketAddr, server_ports: &[u16]) -> (SocketAddr, SocketAddr) {
+fn orient(
+    pkt: &Packet<'_>,
+    src: SocketAddr,
+    dst: SocketAddr,
+    server_ports: &[u16],
+) -> (SocketAddr, SocketAddr) {
     if pkt.flags.syn {
-        return if pkt.flags.ack { (dst, src) } else { (src, dst) };
+        return if pkt.flags.ack {
+            (dst, src)
+        } else {
+            (src, dst)
+        };
     }
     let dst_is_server = server_ports.contains(&dst.port());
     let src_is_server = server_ports.contains(&src.port());
@@ -328,7 +386,11 @@ fn orient(pkt: &Packet<'_>, src: SocketAddr, dst: SocketAddr, server_ports: &[u1
 }
 
 fn on_packet<S: StreamSink>(conn: &mut Conn<S>, pkt: &Packet<'_>, src: SocketAddr) {
-    let side = if src == conn.facts.client { Side::Client } else { Side::Server };
+    let side = if src == conn.facts.client {
+        Side::Client
+    } else {
+        Side::Server
+    };
     let facts = &mut conn.facts;
     facts.last_seen = facts.last_seen.max(pkt.ts);
     facts.last_frame = pkt.frame;
@@ -347,7 +409,13 @@ fn on_packet<S: StreamSink>(conn: &mut Conn<S>, pkt: &Packet<'_>, src: SocketAdd
     if pkt.window == 0 && !pkt.flags.rst && !pkt.flags.syn && !pkt.flags.fin {
         stats.zero_windows += 1;
     }
-    let event = CloseEvent { at: pkt.ts, frame: pkt.frame, ttl: pkt.ttl, ip_id: pkt.ip_id, seq: pkt.seq };
+    let event = CloseEvent {
+        at: pkt.ts,
+        frame: pkt.frame,
+        ttl: pkt.ttl,
+        ip_id: pkt.ip_id,
+        seq: pkt.seq,
+    };
 
     let seq = SeqNumber(pkt.seq);
     let payload_len = pkt.payload.len() as u32 + pkt.payload_missing;
@@ -375,7 +443,17 @@ fn on_packet<S: StreamSink>(conn: &mut Conn<S>, pkt: &Packet<'_>, src: SocketAdd
     // capture never had was lost before the capture point.
     if pkt.flags.ack && !pkt.flags.rst {
         let other = side.other();
-        skip_acked_hole(conn, other, SeqNumber(pkt.ack), pkt);
+        note_acked_hole(conn, other, SeqNumber(pkt.ack), pkt);
+    }
+    // New data from beyond an acknowledged hole: the sender has moved on, the hole's bytes went
+    // by before the capture point and will not come.
+    if payload_len > 0 {
+        let stream = &conn.streams[idx(side)];
+        if let (Some(hole), Some(off)) = (stream.acked_hole, stream.offset(seq)) {
+            if off >= hole.upto as i64 {
+                expire_side(conn, side, pkt.frame, pkt.ts, true);
+            }
+        }
     }
 
     let facts = &mut conn.facts;
@@ -387,8 +465,15 @@ fn on_packet<S: StreamSink>(conn: &mut Conn<S>, pkt: &Packet<'_>, src: SocketAdd
     if payload_len > 0 && !pkt.flags.syn {
         if stream.origin.is_none() {
             stream.origin = Some(seq);
-            if !facts.anomalies.iter().any(|a| matches!(a, TcpAnomaly::MidstreamStart { .. })) {
-                facts.anomalies.push(TcpAnomaly::MidstreamStart { frame: pkt.frame, at: pkt.ts });
+            if !facts
+                .anomalies
+                .iter()
+                .any(|a| matches!(a, TcpAnomaly::MidstreamStart { .. }))
+            {
+                facts.anomalies.push(TcpAnomaly::MidstreamStart {
+                    frame: pkt.frame,
+                    at: pkt.ts,
+                });
             }
         }
         stats.last_payload_at = Some(pkt.ts);
@@ -402,12 +487,18 @@ fn on_packet<S: StreamSink>(conn: &mut Conn<S>, pkt: &Packet<'_>, src: SocketAdd
             };
             let sink = &mut conn.sink;
             let at = pkt.ts;
-            let r = stream.assembler.insert(offset, data, &mut |b| sink.data(side, at, b));
+            let r = stream
+                .assembler
+                .insert(offset, data, &mut |b| sink.data(side, at, b));
             if r.duplicate_bytes > 0 {
                 stats.retransmissions += 1;
             }
             if r.conflict {
-                facts.anomalies.push(TcpAnomaly::OverlapConflict { side, frame: pkt.frame, at: pkt.ts });
+                facts.anomalies.push(TcpAnomaly::OverlapConflict {
+                    side,
+                    frame: pkt.frame,
+                    at: pkt.ts,
+                });
             }
             if r.dropped_bytes > 0 {
                 facts.anomalies.push(TcpAnomaly::BufferFull {
@@ -420,14 +511,20 @@ fn on_packet<S: StreamSink>(conn: &mut Conn<S>, pkt: &Packet<'_>, src: SocketAdd
             if pkt.payload_missing > 0 {
                 stats.snaplen_cut_bytes += pkt.payload_missing as u64;
                 if stats.snaplen_cut_bytes == pkt.payload_missing as u64 {
-                    facts.anomalies.push(TcpAnomaly::SnaplenCut { side, frame: pkt.frame, at: pkt.ts });
+                    facts.anomalies.push(TcpAnomaly::SnaplenCut {
+                        side,
+                        frame: pkt.frame,
+                        at: pkt.ts,
+                    });
                 }
                 // The cut bytes will never be seen: skip them now if they are next in line.
                 let cut_end = offset + pkt.payload.len() as u64 + pkt.payload_missing as u64;
                 if stream.assembler.next_offset() == offset + data.len() as u64 {
                     let skipped = cut_end - stream.assembler.next_offset();
                     sink.gap(side, at, skipped);
-                    stream.assembler.skip_hole(Some(cut_end), &mut |b| sink.data(side, at, b));
+                    stream
+                        .assembler
+                        .skip_hole(Some(cut_end), &mut |b| sink.data(side, at, b));
                 }
             }
         }
@@ -435,15 +532,28 @@ fn on_packet<S: StreamSink>(conn: &mut Conn<S>, pkt: &Packet<'_>, src: SocketAdd
     if pkt.flags.fin {
         stats.first_fin.get_or_insert(event);
         if stream.fin_offset.is_none() {
-            stream.fin_offset = stream.offset(seq + payload_len).and_then(|o| u64::try_from(o).ok());
+            stream.fin_offset = stream
+                .offset(seq + payload_len)
+                .and_then(|o| u64::try_from(o).ok());
         }
     }
 }
 
-/// Skips the hole in `side`'s stream up to what its peer acknowledged, reporting it as a gap.
-fn skip_acked_hole<S: StreamSink>(conn: &mut Conn<S>, side: Side, ack: SeqNumber, pkt: &Packet<'_>) {
+/// Notes that `side`'s peer acknowledged bytes of `side` that the capture does not have (yet).
+///
+/// The hole is not given up at once: a capture point often sees an ACK before the data it
+/// acknowledges (mirror ports, `-i any`, multi-queue NICs). It is skipped, and reported as a
+/// gap, only once it has stayed open for a while ([`expire_acked_holes`]) or the connection ends.
+fn note_acked_hole<S: StreamSink>(
+    conn: &mut Conn<S>,
+    side: Side,
+    ack: SeqNumber,
+    pkt: &Packet<'_>,
+) {
     let stream = &mut conn.streams[idx(side)];
-    let Some(ack_offset) = stream.offset(ack) else { return };
+    let Some(ack_offset) = stream.offset(ack) else {
+        return;
+    };
     let next = stream.assembler.next_offset() as i64;
     // Ignore nonsense (an ACK from before the origin, or implausibly far ahead).
     if ack_offset <= next || ack_offset - next > (1 << 30) {
@@ -453,20 +563,83 @@ fn skip_acked_hole<S: StreamSink>(conn: &mut Conn<S>, side: Side, ack: SeqNumber
     if let Some(fin) = stream.fin_offset {
         upto = upto.min(fin);
     }
-    // Data that is already waiting fills part of the hole: only skip to the first of it.
-    let target = stream.assembler.first_pending().map_or(upto, |p| p.min(upto));
-    if target as i64 <= next {
-        return;
+    match &mut stream.acked_hole {
+        Some(h) => h.upto = h.upto.max(upto),
+        None => {
+            stream.acked_hole = Some(AckedHole {
+                upto,
+                since: pkt.ts,
+                packets: 0,
+            })
+        }
     }
-    let bytes = target - next as u64;
-    record_gap(conn, side, bytes, pkt.frame, pkt.ts);
-    let stream = &mut conn.streams[idx(side)];
-    let sink = &mut conn.sink;
-    let at = pkt.ts;
-    stream.assembler.skip_hole(Some(target), &mut |b| sink.data(side, at, b));
 }
 
-fn record_gap<S: StreamSink>(conn: &mut Conn<S>, side: Side, bytes: u64, frame: FrameRef, at: Timestamp) {
+/// A hole acknowledged but not filled after this much capture time is taken as lost.
+const ACKED_HOLE_WAIT: i64 = Timestamp::NANOS_PER_SEC / 2;
+/// ... or after this many further packets of the connection.
+const ACKED_HOLE_PACKETS: u32 = 32;
+
+/// Gives up the acknowledged holes that stayed open too long (or all, with `force`).
+fn expire_acked_holes<S: StreamSink>(
+    conn: &mut Conn<S>,
+    frame: FrameRef,
+    now: Timestamp,
+    force: bool,
+) {
+    for side in [Side::Client, Side::Server] {
+        expire_side(conn, side, frame, now, force);
+    }
+}
+
+fn expire_side<S: StreamSink>(
+    conn: &mut Conn<S>,
+    side: Side,
+    frame: FrameRef,
+    now: Timestamp,
+    force: bool,
+) {
+    // A hole can be followed by data and another hole: skip them in turn up to the ACKed point.
+    loop {
+        let stream = &mut conn.streams[idx(side)];
+        let Some(hole) = &mut stream.acked_hole else {
+            return;
+        };
+        let next = stream.assembler.next_offset();
+        if next >= hole.upto {
+            stream.acked_hole = None;
+            return;
+        }
+        hole.packets += 1;
+        if !force && now.0 - hole.since.0 < ACKED_HOLE_WAIT && hole.packets < ACKED_HOLE_PACKETS {
+            return;
+        }
+        let upto = hole.upto;
+        // Data already waiting fills part of the hole: only skip to the first of it.
+        let target = stream
+            .assembler
+            .first_pending()
+            .map_or(upto, |p| p.min(upto));
+        if target <= next {
+            stream.acked_hole = None;
+            return;
+        }
+        record_gap(conn, side, target - next, frame, now);
+        let stream = &mut conn.streams[idx(side)];
+        let sink = &mut conn.sink;
+        stream
+            .assembler
+            .skip_hole(Some(target), &mut |b| sink.data(side, now, b));
+    }
+}
+
+fn record_gap<S: StreamSink>(
+    conn: &mut Conn<S>,
+    side: Side,
+    bytes: u64,
+    frame: FrameRef,
+    at: Timestamp,
+) {
     conn.sink.gap(side, at, bytes);
     let stats = match side {
         Side::Client => &mut conn.facts.from_client,
@@ -474,7 +647,12 @@ fn record_gap<S: StreamSink>(conn: &mut Conn<S>, side: Side, bytes: u64, frame: 
     };
     stats.gap_bytes += bytes;
     if conn.facts.anomalies.len() < 64 {
-        conn.facts.anomalies.push(TcpAnomaly::Gap { side, frame, at, bytes });
+        conn.facts.anomalies.push(TcpAnomaly::Gap {
+            side,
+            frame,
+            at,
+            bytes,
+        });
     }
 }
 
@@ -482,14 +660,22 @@ fn record_gap<S: StreamSink>(conn: &mut Conn<S>, side: Side, bytes: u64, frame: 
 fn finish<S: StreamSink>(mut conn: Conn<S>) -> (TcpConnection, S) {
     let at = conn.facts.last_seen;
     let frame = conn.facts.last_frame;
+    expire_acked_holes(&mut conn, frame, at, true);
     for side in [Side::Client, Side::Server] {
         while conn.streams[idx(side)].assembler.first_pending().is_some() {
             let stream = &conn.streams[idx(side)];
-            let (Some(p), next) = (stream.assembler.first_pending(), stream.assembler.next_offset()) else { break };
+            let (Some(p), next) = (
+                stream.assembler.first_pending(),
+                stream.assembler.next_offset(),
+            ) else {
+                break;
+            };
             record_gap(&mut conn, side, p - next, frame, at);
             let stream = &mut conn.streams[idx(side)];
             let sink = &mut conn.sink;
-            stream.assembler.skip_hole(None, &mut |b| sink.data(side, at, b));
+            stream
+                .assembler
+                .skip_hole(None, &mut |b| sink.data(side, at, b));
         }
     }
     let f = &mut conn.facts;

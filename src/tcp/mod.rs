@@ -10,5 +10,7 @@ pub mod assembler;
 pub mod flow;
 pub mod seq;
 
-pub use flow::{CloseEvent, FlowConfig, FlowTable, SideStats, StreamSink, TcpAnomaly, TcpConnection};
+pub use flow::{
+    CloseEvent, FlowConfig, FlowTable, SideStats, StreamSink, TcpAnomaly, TcpConnection,
+};
 pub use seq::SeqNumber;
