@@ -445,6 +445,14 @@ pub fn correlate(conns: &[WireView<'_>], log: &MailLog, hint: ClockHint) -> Corr
             .then(x.rank_gap.cmp(&y.rank_gap))
             .then(x.conn.cmp(&y.conn))
     });
+    // Each side's candidates, to judge how clear a match is without scanning them all.
+    let mut by_conn: Vec<Vec<usize>> = vec![Vec::new(); conns.len()];
+    let mut by_icid: HashMap<usize, Vec<usize>> = HashMap::new();
+    for (k, c) in cands.iter().enumerate() {
+        by_conn[c.conn].push(k);
+        by_icid.entry(c.icid).or_default().push(k);
+    }
+    let by_icid = |i: usize| by_icid.get(&i).map_or(&[][..], |v| v.as_slice());
     let mut conn_taken = vec![false; conns.len()];
     let mut icid_taken = vec![false; log.icids.len()];
     let mut matches: Vec<Option<Match>> = vec![None; conns.len()];
@@ -456,9 +464,10 @@ pub fn correlate(conns: &[WireView<'_>], log: &MailLog, hint: ClockHint) -> Corr
         conn_taken[cd.conn] = true;
         icid_taken[cd.icid] = true;
         // Confidence: how many other still-plausible pairings were nearly as good.
-        let rivals = cands
+        let rivals = by_conn[cd.conn]
             .iter()
-            .filter(|o| (o.conn == cd.conn) != (o.icid == cd.icid) && o.cost < cd.cost + 1.0)
+            .chain(by_icid(cd.icid))
+            .filter(|&&o| o != k && cands[o].cost < cd.cost + 1.0)
             .count();
         let confidence = if cd.cost < 1.0 && rivals == 0 {
             Confidence::High

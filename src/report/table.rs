@@ -7,6 +7,8 @@ use comfy_table::{
 };
 
 use super::{ConnectionReport, Report};
+use crate::correlate::{Agreement, Clock, ClockSource};
+use crate::types::Timestamp;
 use crate::verdict::Cause;
 
 /// How the connection was ended, in a couple of words ("client RST", "server 421").
@@ -53,36 +55,74 @@ fn messages(c: &ConnectionReport) -> String {
     format!("{}/{}", c.smtp.completed, c.smtp.transactions)
 }
 
+/// The ICID cell: the ICID and the log's outcome with a mark for agreement.
+fn log_cell(c: &ConnectionReport) -> String {
+    match (&c.icid, &c.log_match) {
+        (Some(icid), Some(m)) => {
+            let mark = match m.agreement {
+                Agreement::Agrees => "✓",
+                Agreement::Disagrees => "✗",
+                Agreement::Unknown => "?",
+            };
+            let outcome = c.log_outcome.as_deref().unwrap_or("?");
+            // Folded by hand so the column stays narrow.
+            let outcome = match outcome {
+                "aborted_by_sender" => "aborted by\nsender".to_string(),
+                o => o.replace('_', " "),
+            };
+            format!("{icid}\n{outcome} {mark}")
+        }
+        _ => "—".into(),
+    }
+}
+
+/// The reason, with the disagreement with the log when there is one.
+fn reason_cell(c: &ConnectionReport) -> String {
+    match &c.log_match {
+        Some(m) if m.agreement == Agreement::Disagrees => {
+            format!(
+                "{}; ✗ {}",
+                c.verdict.reason,
+                m.agreement_reason
+                    .as_deref()
+                    .unwrap_or("disagrees with the log")
+            )
+        }
+        _ => c.verdict.reason.clone(),
+    }
+}
+
+fn span_words(a: Timestamp, b: Timestamp) -> String {
+    let (a, b) = (a.to_datetime(), b.to_datetime());
+    let end = if a.date_naive() == b.date_naive() {
+        b.format("%H:%M:%S")
+    } else {
+        b.format("%Y-%m-%d %H:%M:%S")
+    };
+    format!("{} – {end} UTC", a.format("%Y-%m-%d %H:%M:%S"))
+}
+
 pub fn render(report: &Report, width: u16) -> String {
     let mut out = String::new();
-    let files: Vec<String> = report
+    let files: Vec<&str> = report
         .captures
         .files
         .iter()
-        .map(|f| f.name.clone())
+        .map(|f| f.name.as_str())
         .collect();
-    let span = match (report.summary.first_seen, report.summary.last_seen) {
-        (Some(a), Some(b)) => format!(
-            ", {} – {} UTC",
-            a.to_datetime().format("%Y-%m-%d %H:%M:%S"),
-            if a.to_datetime().date_naive() == b.to_datetime().date_naive() {
-                b.to_datetime().format("%H:%M:%S").to_string()
-            } else {
-                b.to_datetime().format("%Y-%m-%d %H:%M:%S").to_string()
-            }
-        ),
-        _ => String::new(),
-    };
+    let n = report.summary.connections;
     out.push_str(&format!(
-        "{}: {} SMTP connection{}{span}\n",
+        "{}: {n} SMTP connection{}",
         files.join(", "),
-        report.summary.connections,
-        if report.summary.connections == 1 {
-            ""
-        } else {
-            "s"
-        }
+        if n == 1 { "" } else { "s" }
     ));
+    if let (Some(a), Some(b)) = (report.summary.first_seen, report.summary.last_seen) {
+        out.push_str(&format!(", {}", span_words(a, b)));
+    }
+    out.push('\n');
+    if let Some(clock) = &report.clock {
+        out.push_str(&clock_line(clock, report));
+    }
     if report.connections.is_empty() {
         out.push_str("no SMTP connection found\n");
     } else {
@@ -98,13 +138,69 @@ pub fn render(report: &Report, width: u16) -> String {
     if !layers.is_empty() {
         out.push_str(&format!("layers: {}\n", layers.join(", ")));
     }
+    if report.clock.is_some() {
+        let s = &report.summary;
+        out.push_str(&format!(
+            "log: {} of {} connections matched to an ICID, {} disagree with the log\n",
+            s.matched, s.connections, s.disagreements
+        ));
+        if !report.unmatched_icids.is_empty() {
+            out.push_str(&format!(
+                "ICIDs in the capture's time span with no connection ({}):\n",
+                report.unmatched_icids.len()
+            ));
+            for u in report.unmatched_icids.iter().take(20) {
+                out.push_str(&format!(
+                    "  ICID {} from {} at {}: {}; {}\n",
+                    u.icid,
+                    u.remote_ip.as_deref().unwrap_or("?"),
+                    u.connect
+                        .map(|t| t.to_datetime().format("%H:%M:%S").to_string())
+                        .unwrap_or_else(|| "?".into()),
+                    u.log_outcome.as_str(),
+                    u.reason
+                ));
+            }
+            if report.unmatched_icids.len() > 20 {
+                out.push_str(&format!(
+                    "  … and {} more (see --format json)\n",
+                    report.unmatched_icids.len() - 20
+                ));
+            }
+        }
+    }
     for p in &report.problems {
         out.push_str(&format!("warning: {p}\n"));
     }
     out
 }
 
-/// Below this width the table stacks cells (layer, ended by, phase) and drops milliseconds.
+fn clock_line(clock: &Clock, report: &Report) -> String {
+    let how = match clock.source {
+        ClockSource::Auto => format!(
+            "found from {} connection start{}",
+            clock.supporting_pairs,
+            if clock.supporting_pairs == 1 { "" } else { "s" }
+        ),
+        ClockSource::Header => "from the log's header (no connection start lined up)".into(),
+        ClockSource::LogTz => format!(
+            "zone {} with skew found from {} connection starts",
+            clock.zone.as_deref().unwrap_or("?"),
+            clock.supporting_pairs
+        ),
+        ClockSource::Given => "given with --clock-offset".into(),
+        ClockSource::None => "nothing to align on: log taken as UTC".into(),
+    };
+    let header = clock
+        .header_offset_seconds
+        .map(|h| format!(", header says {h} s"))
+        .unwrap_or_default();
+    let _ = report;
+    format!("log clock = UTC{} ({how}{header})\n", clock.offset)
+}
+
+/// Below this width the table stacks cells (time over client, layer over ended-by and phase)
+/// and drops milliseconds.
 const WIDE: u16 = 120;
 
 fn verdict_table(report: &Report, width: u16) -> String {
@@ -115,67 +211,70 @@ fn verdict_table(report: &Report, width: u16) -> String {
         .collect();
     let wide = width >= WIDE;
     let show_server = servers.len() > 1;
+    let with_log = report.clock.is_some();
     let mut table = Table::new();
     table
         .set_content_arrangement(ContentArrangement::Dynamic)
         .set_width(width);
+    let mut header: Vec<&str> = vec!["#"];
     if wide {
         table.load_style(UTF8_FULL_CONDENSED);
-        let mut header = vec!["#", "Start (UTC)", "Client"];
+        header.extend(["Start (UTC)", "Client"]);
         if show_server {
             header.push("Server");
         }
+        if with_log {
+            header.push("ICID / log");
+        }
         header.extend(["Msgs", "Ended by", "Phase", "Layer", "Reason"]);
-        table.set_header(header);
     } else {
-        // Narrow terminals: fewer, stacked cells and no vertical rules, so the reason keeps room.
+        // Narrow terminals: stacked cells and no vertical rules, so the reason keeps room.
         table.load_style(UTF8_HORIZONTAL_ONLY);
-        let conn = if show_server {
-            "Client → Server"
-        } else {
-            "Client"
-        };
-        table.set_header(vec!["#", "Start", conn, "Msgs", "Verdict", "Reason"]);
+        header.push("Connection");
+        if with_log {
+            header.push("ICID");
+        }
+        header.extend(["Verdict", "Reason"]);
     }
+    table.set_header(header);
     for c in &report.connections {
         let start = c.first_seen.to_datetime();
-        let row = if wide {
-            let mut row = vec![
-                Cell::new(c.id),
+        let mut row = vec![Cell::new(c.id)];
+        if wide {
+            row.extend([
                 Cell::new(start.format("%H:%M:%S%.3f")),
                 Cell::new(&c.client),
-            ];
+            ]);
             if show_server {
                 row.push(Cell::new(&c.server));
+            }
+            if with_log {
+                row.push(Cell::new(log_cell(c)));
             }
             row.extend([
                 Cell::new(messages(c)),
                 Cell::new(ended_by(c)),
                 Cell::new(c.verdict.phase.as_str()),
                 Cell::new(c.verdict.layer),
-                Cell::new(&c.verdict.reason),
             ]);
-            row
         } else {
-            let conn = if show_server {
-                format!("{}\n→ {}", c.client, c.server)
-            } else {
-                c.client.clone()
-            };
-            vec![
-                Cell::new(c.id),
-                Cell::new(start.format("%H:%M:%S")),
-                Cell::new(conn),
-                Cell::new(messages(c)),
-                Cell::new(format!(
-                    "{}\n{}\nin {}",
-                    c.verdict.layer,
-                    ended_by(c),
-                    c.verdict.phase.as_str()
-                )),
-                Cell::new(&c.verdict.reason),
-            ]
-        };
+            let mut conn = format!("{}\n{}", start.format("%H:%M:%S"), c.client);
+            if show_server {
+                conn.push_str(&format!("\n→ {}", c.server));
+            }
+            row.push(Cell::new(conn));
+            if with_log {
+                row.push(Cell::new(log_cell(c)));
+            }
+            row.push(Cell::new(format!(
+                "{}\n{}\nin {}\n{} msgs",
+                c.verdict.layer,
+                ended_by(c),
+                c.verdict.phase.as_str(),
+                messages(c)
+            )));
+        }
+        row.push(Cell::new(reason_cell(c)));
         table.add_row(row);
     }
     // Only the reason wraps: times and addresses cut in two are hard to read and to copy.
