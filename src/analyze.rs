@@ -232,9 +232,9 @@ fn build_report(
     logs: Option<maillog::LogSummary>,
     correlation: Option<correlate::Correlation>,
 ) -> Report {
-    let (clock, mut matches, unmatched_icids) = match correlation {
-        Some(c) => (Some(c.clock), c.matches, c.unmatched_icids),
-        None => (None, Vec::new(), Vec::new()),
+    let (clock, clocks, mut matches, unmatched_icids) = match correlation {
+        Some(c) => (Some(c.clock), c.clocks, c.matches, c.unmatched_icids),
+        None => (None, Vec::new(), Vec::new(), Vec::new()),
     };
     matches.resize(conns.len(), None);
     let mut summary = Summary {
@@ -333,6 +333,7 @@ fn build_report(
     Report {
         tool: ToolInfo::default(),
         clock,
+        clocks,
         connections: reports,
         unmatched_icids,
         summary,

@@ -47,8 +47,11 @@ pub enum ClockSource {
 /// The clock alignment between the log and the capture.
 #[derive(Debug, Clone, Serialize)]
 pub struct Clock {
+    /// The appliance whose log this is (its serial, syslog host or file).
+    pub appliance: String,
     /// Log time minus capture time (UTC), in seconds, like the log header's
-    /// `Time offset from UTC` (which it includes, with the appliance clock's skew).
+    /// `Time offset from UTC` (which it includes, with the appliance clock's skew). With
+    /// `--log-tz` the zone's own offset (DST included) is applied first and this is the skew.
     pub offset_seconds: f64,
     /// The same, readable: `+02:00:03.4`.
     pub offset: String,
@@ -130,7 +133,10 @@ pub struct UnmatchedIcid {
 
 #[derive(Debug, Clone)]
 pub struct Correlation {
+    /// The clock of the appliance that lined up the most connections.
     pub clock: Clock,
+    /// Every appliance's clock (several logs from several appliances can be given together).
+    pub clocks: Vec<Clock>,
     /// Per connection (same order as the input), its ICID if one was found.
     pub matches: Vec<Option<Match>>,
     pub unmatched_icids: Vec<UnmatchedIcid>,
@@ -264,58 +270,60 @@ pub fn correlate(conns: &[WireView<'_>], log: &MailLog, hint: ClockHint) -> Corr
         ClockHint::Zone(tz) => Some(tz),
         _ => None,
     };
-    // ICIDs by remote IP; the listener IP is checked per pair (old logs lack it).
-    let mut by_remote: HashMap<IpAddr, Vec<usize>> = HashMap::new();
+    // Each appliance has its own ICID counter and its own clock.
+    let mut appliances: Vec<&str> = Vec::new();
+    let mut appliance_of: HashMap<&str, usize> = HashMap::new();
+    for rec in &log.icids {
+        if !appliance_of.contains_key(rec.appliance.as_str()) {
+            appliance_of.insert(rec.appliance.as_str(), appliances.len());
+            appliances.push(rec.appliance.as_str());
+        }
+    }
+    // ICIDs by appliance and remote IP; the listener IP is checked per pair (old logs lack it).
+    let mut by_remote: HashMap<(usize, IpAddr), Vec<usize>> = HashMap::new();
     for (i, rec) in log.icids.iter().enumerate() {
         if let (Some(ip), Some(_)) = (ip_of(&rec.remote_ip), rec.connect) {
-            by_remote.entry(ip).or_default().push(i);
+            by_remote
+                .entry((appliance_of[rec.appliance.as_str()], ip))
+                .or_default()
+                .push(i);
         }
     }
     let listener_ok = |rec: &IcidRecord, c: &WireView<'_>| {
         ip_of(&rec.interface_ip).is_none_or(|ip| ip == c.tcp.server.ip())
     };
 
-    let header = log
-        .icids
-        .first()
-        .and_then(|r| log.time_offset_hint(&r.appliance));
-    let header_ns = header.map(|h| h * NS);
-
-    // 1. The clock.
-    let mut pairs: Vec<(usize, i64)> = Vec::new();
-    for (ci, c) in conns.iter().enumerate() {
-        let Some(list) = by_remote.get(&c.tcp.client.ip()) else {
-            continue;
-        };
-        // Bound the work for an IP with very many connections and ICIDs.
-        if list.len() > 2000 && ci % 16 != 0 {
-            continue;
-        }
-        for &ii in list {
-            let rec = &log.icids[ii];
-            if !listener_ok(rec, c) {
-                continue;
+    // 1. The clock of each appliance.
+    let clocks: Vec<Clock> = (0..appliances.len())
+        .map(|a| {
+            let header = log.time_offset_hint(appliances[a]);
+            let mut pairs: Vec<(usize, i64)> = Vec::new();
+            for (ci, c) in conns.iter().enumerate() {
+                let Some(list) = by_remote.get(&(a, c.tcp.client.ip())) else {
+                    continue;
+                };
+                // Bound the work for an IP with very many connections and ICIDs.
+                if list.len() > 2000 && ci % 16 != 0 {
+                    continue;
+                }
+                for &ii in list {
+                    let rec = &log.icids[ii];
+                    if !listener_ok(rec, c) {
+                        continue;
+                    }
+                    if let Some(start) = icid_start(rec, zone) {
+                        pairs.push((ci, start.0 - c.tcp.first_seen.0));
+                    }
+                }
             }
-            if let Some(start) = icid_start(rec, zone) {
-                pairs.push((ci, start.0 - c.tcp.first_seen.0));
-            }
-        }
-    }
-    let (offset_ns, support, source) = match hint {
-        ClockHint::Offset(s) => (s * NS, 0, ClockSource::Given),
-        ClockHint::Zone(_) => match vote(&pairs, Some(0), 3600 * NS) {
-            Some((o, n)) => (o, n, ClockSource::LogTz),
-            None => (0, 0, ClockSource::LogTz),
-        },
-        ClockHint::Auto => match vote(&pairs, header_ns, 27 * 3600 * NS) {
-            Some((o, n)) => (o, n, ClockSource::Auto),
-            None => match header_ns {
-                Some(h) => (h, 0, ClockSource::Header),
-                None => (0, 0, ClockSource::None),
-            },
-        },
-    };
-    let aligned = |t: Timestamp| Timestamp(t.0 - offset_ns);
+            find_clock(&pairs, hint, header, appliances[a])
+        })
+        .collect();
+    let offsets: Vec<i64> = clocks
+        .iter()
+        .map(|c| (c.offset_seconds * NS as f64) as i64)
+        .collect();
+    let offset_of = |rec: &IcidRecord| offsets[appliance_of[rec.appliance.as_str()]];
 
     // 2. Candidate pairs with their costs.
     struct Cand {
@@ -349,90 +357,96 @@ pub fn correlate(conns: &[WireView<'_>], log: &MailLog, hint: ClockHint) -> Corr
             icid_rank.insert(i, r);
         }
     }
+    let aligned = |rec: &IcidRecord, t: Timestamp| Timestamp(t.0 - offset_of(rec));
     for (ci, c) in conns.iter().enumerate() {
-        let Some(list) = by_remote.get(&c.tcp.client.ip()) else {
-            continue;
-        };
         let first = c.tcp.first_seen;
-        // ICIDs sorted by connect time: only those within a window of the start can match.
-        let lo = list.partition_point(|&i| {
-            icid_start(&log.icids[i], zone).is_some_and(|t| aligned(t).0 < first.0 - 5 * NS)
-        });
-        for &ii in &list[lo..] {
-            let rec = &log.icids[ii];
-            let Some(start) = icid_start(rec, zone).map(aligned) else {
+        for a in 0..appliances.len() {
+            let Some(list) = by_remote.get(&(a, c.tcp.client.ip())) else {
                 continue;
             };
-            if start.0 > first.0 + 5 * NS {
-                break;
-            }
-            if !listener_ok(rec, c) {
-                continue;
-            }
-            // Expected: start ∈ (first − 1 s, first + latency]; cost is the distance outside.
-            let e = start.seconds_since(first);
-            let start_cost = (e - 0.5).max(0.0) + (-1.3 - e).max(0.0);
-            if start_cost > 3.0 {
-                continue;
-            }
-            let mut cost = start_cost * 4.0;
-            let close_delta = match (icid_end(rec, zone).map(aligned), c.close_at()) {
-                (Some(lc), Some(wc)) => {
-                    let d = lc.seconds_since(wc);
-                    cost += ((d - 2.0).max(0.0) + (-1.5 - d).max(0.0)).min(30.0);
-                    Some(d)
-                }
-                _ => None,
-            };
-            let wire_from: Vec<&str> = c
-                .smtp
-                .transactions
-                .iter()
-                .map(|t| t.mail_from.as_str())
-                .collect();
-            let log_from: Vec<&str> = rec
-                .mids
-                .iter()
-                .filter_map(|m| log.mid(&rec.appliance, *m))
-                .filter_map(|m| m.from.as_deref())
-                .collect();
-            let envelope = if wire_from.is_empty() || log_from.is_empty() || c.smtp.tls.is_some() {
-                None
-            } else {
-                let wire: HashSet<String> =
-                    wire_from.iter().map(|s| s.to_ascii_lowercase()).collect();
-                let ok = log_from
-                    .iter()
-                    .all(|f| wire.contains(&f.to_ascii_lowercase()));
-                Some(ok)
-            };
-            match envelope {
-                Some(true) => cost -= 1.0,
-                Some(false) => cost += 6.0,
-                None => {}
-            }
-            if c.smtp.tls.is_none() && !c.smtp.transactions.is_empty() {
-                let started = c.smtp.transactions.iter().filter(|t| t.started()).count();
-                cost += (started as f64 - rec.mids.len() as f64).abs().min(5.0) * 0.5;
-            }
-            // The log's TLS line is optional (a log setting), so only its presence is evidence.
-            if rec.tls == Some(true) && c.smtp.tls.is_none() {
-                cost += 2.0;
-            }
-            let rank_gap = conn_rank
-                .get(&ci)
-                .copied()
-                .unwrap_or(0)
-                .abs_diff(icid_rank.get(&ii).copied().unwrap_or(0));
-            cands.push(Cand {
-                conn: ci,
-                icid: ii,
-                cost,
-                start_delta: e,
-                close_delta,
-                envelope,
-                rank_gap,
+            // ICIDs sorted by connect time: only those within a window of the start can match.
+            let lo = list.partition_point(|&i| {
+                let rec = &log.icids[i];
+                icid_start(rec, zone).is_some_and(|t| aligned(rec, t).0 < first.0 - 5 * NS)
             });
+            for &ii in &list[lo..] {
+                let rec = &log.icids[ii];
+                let Some(start) = icid_start(rec, zone).map(|t| aligned(rec, t)) else {
+                    continue;
+                };
+                if start.0 > first.0 + 5 * NS {
+                    break;
+                }
+                if !listener_ok(rec, c) {
+                    continue;
+                }
+                // Expected: start ∈ (first − 1 s, first + latency]; cost is the distance outside.
+                let e = start.seconds_since(first);
+                let start_cost = (e - 0.5).max(0.0) + (-1.3 - e).max(0.0);
+                if start_cost > 3.0 {
+                    continue;
+                }
+                let mut cost = start_cost * 4.0;
+                let close_delta = match (icid_end(rec, zone).map(|t| aligned(rec, t)), c.close_at())
+                {
+                    (Some(lc), Some(wc)) => {
+                        let d = lc.seconds_since(wc);
+                        cost += ((d - 2.0).max(0.0) + (-1.5 - d).max(0.0)).min(30.0);
+                        Some(d)
+                    }
+                    _ => None,
+                };
+                let wire_from: Vec<&str> = c
+                    .smtp
+                    .transactions
+                    .iter()
+                    .map(|t| t.mail_from.as_str())
+                    .collect();
+                let log_from: Vec<&str> = rec
+                    .mids
+                    .iter()
+                    .filter_map(|m| log.mid(&rec.appliance, *m))
+                    .filter_map(|m| m.from.as_deref())
+                    .collect();
+                let envelope =
+                    if wire_from.is_empty() || log_from.is_empty() || c.smtp.tls.is_some() {
+                        None
+                    } else {
+                        let wire: HashSet<String> =
+                            wire_from.iter().map(|s| s.to_ascii_lowercase()).collect();
+                        let ok = log_from
+                            .iter()
+                            .all(|f| wire.contains(&f.to_ascii_lowercase()));
+                        Some(ok)
+                    };
+                match envelope {
+                    Some(true) => cost -= 1.0,
+                    Some(false) => cost += 6.0,
+                    None => {}
+                }
+                if c.smtp.tls.is_none() && !c.smtp.transactions.is_empty() {
+                    let started = c.smtp.transactions.iter().filter(|t| t.started()).count();
+                    cost += (started as f64 - rec.mids.len() as f64).abs().min(5.0) * 0.5;
+                }
+                // The log's TLS line is optional (a log setting), so only its presence is evidence.
+                if rec.tls == Some(true) && c.smtp.tls.is_none() {
+                    cost += 2.0;
+                }
+                let rank_gap = conn_rank
+                    .get(&ci)
+                    .copied()
+                    .unwrap_or(0)
+                    .abs_diff(icid_rank.get(&ii).copied().unwrap_or(0));
+                cands.push(Cand {
+                    conn: ci,
+                    icid: ii,
+                    cost,
+                    start_delta: e,
+                    close_delta,
+                    envelope,
+                    rank_gap,
+                });
+            }
         }
     }
 
@@ -513,7 +527,7 @@ pub fn correlate(conns: &[WireView<'_>], log: &MailLog, hint: ClockHint) -> Corr
             if icid_taken[i] {
                 continue;
             }
-            let Some(start) = icid_start(rec, zone).map(aligned) else {
+            let Some(start) = icid_start(rec, zone).map(|t| aligned(rec, t)) else {
                 continue;
             };
             if start.0 < first.0 - 2 * NS || start.0 > last.0 + 2 * NS {
@@ -542,18 +556,57 @@ pub fn correlate(conns: &[WireView<'_>], log: &MailLog, hint: ClockHint) -> Corr
         }
     }
 
-    let offset_seconds = (offset_ns as f64 / NS as f64 * 10.0).round() / 10.0;
+    // The clock shown first is the one that lined up the most connections.
+    let clock = clocks
+        .iter()
+        .max_by_key(|c| c.supporting_pairs)
+        .cloned()
+        .unwrap_or_else(|| find_clock(&[], hint, None, ""));
     Correlation {
-        clock: Clock {
-            offset_seconds,
-            offset: fmt_offset(offset_seconds),
-            source,
-            zone: zone.map(|z| z.name().to_string()),
-            supporting_pairs: support,
-            header_offset_seconds: header,
-        },
+        clock,
+        clocks,
         matches,
         unmatched_icids,
+    }
+}
+
+/// The clock of one appliance from its (connection, log − capture start) pairs.
+fn find_clock(
+    pairs: &[(usize, i64)],
+    hint: ClockHint,
+    header: Option<i64>,
+    appliance: &str,
+) -> Clock {
+    let header_ns = header.map(|h| h * NS);
+    let (zone, (offset_ns, support, source)) = match hint {
+        ClockHint::Offset(s) => (None, (s * NS, 0, ClockSource::Given)),
+        ClockHint::Zone(tz) => (
+            Some(tz.name().to_string()),
+            match vote(pairs, Some(0), 3600 * NS) {
+                Some((o, n)) => (o, n, ClockSource::LogTz),
+                None => (0, 0, ClockSource::LogTz),
+            },
+        ),
+        ClockHint::Auto => (
+            None,
+            match vote(pairs, header_ns, 27 * 3600 * NS) {
+                Some((o, n)) => (o, n, ClockSource::Auto),
+                None => match header_ns {
+                    Some(h) => (h, 0, ClockSource::Header),
+                    None => (0, 0, ClockSource::None),
+                },
+            },
+        ),
+    };
+    let offset_seconds = (offset_ns as f64 / NS as f64 * 10.0).round() / 10.0;
+    Clock {
+        appliance: appliance.to_string(),
+        offset_seconds,
+        offset: fmt_offset(offset_seconds),
+        source,
+        zone,
+        supporting_pairs: support,
+        header_offset_seconds: header,
     }
 }
 

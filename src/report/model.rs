@@ -17,6 +17,8 @@ pub struct Report {
     pub tool: ToolInfo,
     /// Clock alignment between capture and mail log; null without a log.
     pub clock: Option<Clock>,
+    /// With logs of several appliances, each one's clock (`clock` is the best supported).
+    pub clocks: Vec<Clock>,
     pub connections: Vec<ConnectionReport>,
     /// ICIDs of the log, in the capture's time span, that no connection matched; empty
     /// without a log.

@@ -120,8 +120,8 @@ pub fn render(report: &Report, width: u16) -> String {
         out.push_str(&format!(", {}", span_words(a, b)));
     }
     out.push('\n');
-    if let Some(clock) = &report.clock {
-        out.push_str(&clock_line(clock, report));
+    for clock in &report.clocks {
+        out.push_str(&clock_line(clock, report.clocks.len() > 1));
     }
     if report.connections.is_empty() {
         out.push_str("no SMTP connection found\n");
@@ -175,7 +175,7 @@ pub fn render(report: &Report, width: u16) -> String {
     out
 }
 
-fn clock_line(clock: &Clock, report: &Report) -> String {
+fn clock_line(clock: &Clock, name_it: bool) -> String {
     let how = match clock.source {
         ClockSource::Auto => format!(
             "found from {} connection start{}",
@@ -195,8 +195,12 @@ fn clock_line(clock: &Clock, report: &Report) -> String {
         .header_offset_seconds
         .map(|h| format!(", header says {h} s"))
         .unwrap_or_default();
-    let _ = report;
-    format!("log clock = UTC{} ({how}{header})\n", clock.offset)
+    let whose = if name_it {
+        format!(" of {}", clock.appliance)
+    } else {
+        String::new()
+    };
+    format!("log clock{whose} = UTC{} ({how}{header})\n", clock.offset)
 }
 
 /// Below this width the table stacks cells (time over client, layer over ended-by and phase)
