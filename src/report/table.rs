@@ -111,9 +111,10 @@ pub fn render(report: &Report, width: u16) -> String {
         .map(|f| f.name.as_str())
         .collect();
     let n = report.summary.connections;
+    out.push_str(&files.join(", "));
+    out.push('\n');
     out.push_str(&format!(
-        "{}: {n} SMTP connection{}",
-        files.join(", "),
+        "{n} SMTP connection{}",
         if n == 1 { "" } else { "s" }
     ));
     if let (Some(a), Some(b)) = (report.summary.first_seen, report.summary.last_seen) {
@@ -176,31 +177,30 @@ pub fn render(report: &Report, width: u16) -> String {
 }
 
 fn clock_line(clock: &Clock, name_it: bool) -> String {
+    let n = clock.supporting_pairs;
     let how = match clock.source {
         ClockSource::Auto => format!(
-            "found from {} connection start{}",
-            clock.supporting_pairs,
-            if clock.supporting_pairs == 1 { "" } else { "s" }
+            "{n} connection start{} agree",
+            if n == 1 { "" } else { "s" }
         ),
-        ClockSource::Header => "from the log's header (no connection start lined up)".into(),
+        ClockSource::Header => "the log's header; no connection start lined up".into(),
         ClockSource::LogTz => format!(
-            "zone {} with skew found from {} connection starts",
-            clock.zone.as_deref().unwrap_or("?"),
-            clock.supporting_pairs
+            "{} + skew; {n} starts agree",
+            clock.zone.as_deref().unwrap_or("?")
         ),
-        ClockSource::Given => "given with --clock-offset".into(),
-        ClockSource::None => "nothing to align on: log taken as UTC".into(),
+        ClockSource::Given => "--clock-offset".into(),
+        ClockSource::None => "nothing lined up: taken as UTC".into(),
     };
     let header = clock
         .header_offset_seconds
-        .map(|h| format!(", header says {h} s"))
+        .map(|h| format!("; header: {h} s"))
         .unwrap_or_default();
     let whose = if name_it {
         format!(" of {}", clock.appliance)
     } else {
         String::new()
     };
-    format!("log clock{whose} = UTC{} ({how}{header})\n", clock.offset)
+    format!("log clock{whose}: UTC{} ({how}{header})\n", clock.offset)
 }
 
 /// Below this width the table stacks cells (time over client, layer over ended-by and phase)
