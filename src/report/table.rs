@@ -180,8 +180,8 @@ fn clock_line(clock: &Clock, name_it: bool) -> String {
     let n = clock.supporting_pairs;
     let how = match clock.source {
         ClockSource::Auto => format!(
-            "{n} connection start{} agree",
-            if n == 1 { "" } else { "s" }
+            "{n} connection start{}",
+            if n == 1 { " agrees" } else { "s agree" }
         ),
         ClockSource::Header => "the log's header; no connection start lined up".into(),
         ClockSource::LogTz => format!(
