@@ -16,7 +16,7 @@ use crate::maillog::{self, LogOptions, MailLogError, YearHint};
 use crate::report::{
     Close, CloseFact, ConnectionReport, LogMatch, Report, SmtpFacts, Summary, ToolInfo,
 };
-use crate::smtp::{Session, SessionSummary};
+use crate::smtp::{self, Session, SessionSummary};
 use crate::tcp::{CloseEvent, FlowConfig, FlowTable, StreamSink, TcpConnection};
 use crate::types::{Side, Timestamp};
 use crate::verdict::{self, Layer, Verdict};
@@ -92,7 +92,7 @@ impl StreamSink for SmtpSink {
             Kind::NotSmtp => {}
             Kind::Undecided(held, held_len) => match side {
                 Side::Server => {
-                    if looks_like_banner(bytes) {
+                    if smtp::looks_like_banner(bytes) {
                         let held = std::mem::take(held);
                         for (t, b) in held {
                             self.session.on_data(Side::Client, t, &b);
@@ -341,9 +341,4 @@ fn build_report(
         logs,
         problems,
     }
-}
-
-/// Whether a server's first bytes look like an SMTP banner (`220` then space or hyphen).
-fn looks_like_banner(bytes: &[u8]) -> bool {
-    bytes.len() >= 4 && &bytes[..3] == b"220" && matches!(bytes[3], b' ' | b'-' | b'\r')
 }

@@ -267,3 +267,24 @@ pub struct SessionSummary {
     /// Unprompted replies not kept in `unprompted_replies` because of the cap (32).
     pub unprompted_dropped: u32,
 }
+
+/// Whether the first bytes a server sends look like an SMTP banner (`220` then a space, a hyphen
+/// or the line end), for recognising SMTP on a port that is not an SMTP port.
+pub fn looks_like_banner(bytes: &[u8]) -> bool {
+    bytes.len() >= 4 && &bytes[..3] == b"220" && matches!(bytes[3], b' ' | b'-' | b'\r' | b'\n')
+}
+
+#[cfg(test)]
+mod banner_tests {
+    use super::looks_like_banner;
+
+    #[test]
+    fn banner_is_220_then_separator() {
+        assert!(looks_like_banner(b"220 esa.example.com ESMTP\r\n"));
+        assert!(looks_like_banner(b"220-first line\r\n"));
+        assert!(looks_like_banner(b"220\r\n"));
+        assert!(!looks_like_banner(b"2200 not smtp"));
+        assert!(!looks_like_banner(b"HTTP/1.1 200 OK\r\n"));
+        assert!(!looks_like_banner(b"22"));
+    }
+}
