@@ -348,6 +348,13 @@ fn smtp_evidence(smtp: &SessionSummary, ev: &mut Vec<Evidence>) {
 
 /// Decides the verdict of one connection.
 pub fn decide(tcp: &TcpConnection, smtp: &SessionSummary) -> Verdict {
+    let mut v = decide_unsorted(tcp, smtp);
+    // Evidence reads as a timeline; facts without a time (what is unknowable) come last.
+    v.evidence.sort_by_key(|e| (e.at.is_none(), e.at));
+    v
+}
+
+fn decide_unsorted(tcp: &TcpConnection, smtp: &SessionSummary) -> Verdict {
     let mut ev: Vec<Evidence> = Vec::new();
     smtp_evidence(smtp, &mut ev);
     let end = first_end(tcp);
