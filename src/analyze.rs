@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use chrono::Datelike;
 
 use crate::capture::{self, CaptureError, CaptureSummary, ReadOptions};
-use crate::correlate::{self, Agreement, ClockHint, WireView};
+use crate::correlate::{self, Agreement, ClockHint, ClockSource, WireView};
 use crate::maillog::{self, LogOptions, MailLogError, YearHint};
 use crate::report::{
     Close, CloseFact, ConnectionReport, LogMatch, Report, SmtpFacts, Summary, ToolInfo,
@@ -321,7 +321,7 @@ fn build_report(
             tcp,
         });
     }
-    let problems = captures
+    let mut problems: Vec<String> = captures
         .files
         .iter()
         .filter_map(|f| {
@@ -330,6 +330,25 @@ fn build_report(
                 .map(|d| CaptureError::damaged(&f.name, d, f.records, f.gzip).to_string())
         })
         .collect();
+    if let Some(logs) = &logs {
+        problems.extend(
+            logs.files
+                .iter()
+                .filter_map(|f| f.damage.as_ref().map(|d| format!("{}: {d}", f.path))),
+        );
+    }
+    // A clock nothing lined up with (a wrong --log-tz, or a log of another time) is worth saying.
+    for c in &clocks {
+        if c.supporting_pairs == 0 && !matches!(c.source, ClockSource::Given) && !reports.is_empty()
+        {
+            problems.push(format!(
+                "no connection start lines up with the ICIDs of {} ({}): is it the log of this capture's time{}?",
+                c.appliance,
+                c.offset,
+                if c.zone.is_some() { ", and the right --log-tz" } else { "" }
+            ));
+        }
+    }
     Report {
         tool: ToolInfo::default(),
         clock,

@@ -17,7 +17,20 @@ pub mod exit {
     pub const PARTIAL: i32 = 3;
 }
 
+/// The smallest `--width` accepted: below it no table layout stays readable.
+pub const MIN_WIDTH: u16 = 40;
+
+/// The table width when standard output is not a terminal (a pipe, a file, `-o FILE`) and
+/// neither `--width` nor `COLUMNS` says otherwise.
+pub const DEFAULT_WIDTH: u16 = 100;
+
 const AFTER_HELP: &str = "\
+Examples:
+  icidtrace analyze capture.pcap
+  icidtrace analyze capture.pcap --log mail_logs --format json > report.json
+  tcpdump -i eth0 -s 0 -w - port 25 | icidtrace analyze -
+  icidtrace log mail.current
+
 Exit codes:
   0  the analysis ran
   2  bad arguments, or an input that could not be used at all
@@ -40,7 +53,10 @@ pub enum Command {
         "  tcpdump -i eth0 -w - port 25 | icidtrace analyze -\n",
         "  icidtrace analyze big.pcap --filter 'host 198.51.100.7' --port 10025\n",
         "  icidtrace analyze capture.pcap --log mail.current --log mail.@20140814T110431.s\n",
-        "  icidtrace analyze capture.pcap --log mail_logs --log-tz Europe/Berlin\n\n",
+        "  icidtrace analyze capture.pcap --log mail_logs --log-tz Europe/Berlin\n",
+        "  icidtrace analyze capture.pcap --format csv -o report.csv\n\n",
+        "Table width: --width, else $COLUMNS, else the terminal's width, else 100 columns\n",
+        "(when standard output is not a terminal, or with -o FILE).\n\n",
         "Exit codes:\n",
         "  0  the analysis ran\n",
         "  2  bad arguments, or an input that could not be used at all\n",
@@ -48,9 +64,15 @@ pub enum Command {
     ))]
     Analyze(AnalyzeArgs),
     /// Read mail_logs alone: one row per ICID and a summary of aborts, before any capture exists.
-    #[command(
-        after_help = "Examples:\n  icidtrace log mail.current\n  icidtrace log mail.@*.s mail.current --format json"
-    )]
+    #[command(after_help = concat!(
+        "Examples:\n",
+        "  icidtrace log mail.current\n",
+        "  icidtrace log mail.@*.s mail.current --format json\n\n",
+        "Exit codes:\n",
+        "  0  the log was read\n",
+        "  2  bad arguments, or a log file that could not be read at all\n",
+        "  3  a log file was damaged (e.g. a truncated .gz): results cover what could be read"
+    ))]
     Log(LogArgs),
 }
 
@@ -73,19 +95,20 @@ pub struct AnalyzeArgs {
 
     /// Also treat this server port as SMTP (besides 25, 587, 2525 and any port whose server
     /// greets with 220). Repeatable.
-    #[arg(short = 'p', long = "port", value_name = "PORT")]
+    #[arg(short = 'p', long = "port", value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub ports: Vec<u16>,
 
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 
-    /// Write the output to this file instead of standard output.
+    /// Write the output to this file instead of standard output (`-`: standard output).
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
-    /// Table width in columns (default: the terminal's width, or 100 when not a terminal).
-    #[arg(long, value_name = "COLUMNS")]
+    /// Table width in columns, at least 40 (default: $COLUMNS, else the terminal's width, else
+    /// 100 when standard output is not a terminal or -o FILE is given).
+    #[arg(long, value_name = "COLUMNS", value_parser = clap::value_parser!(u16).range(MIN_WIDTH as i64..))]
     pub width: Option<u16>,
 
     /// The appliance's mail_logs (on-box files, rotated names, syslog copies, .gz); each
@@ -124,12 +147,13 @@ pub struct LogArgs {
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 
-    /// Write the output to this file instead of standard output.
+    /// Write the output to this file instead of standard output (`-`: standard output).
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
-    /// Table width in columns (default: the terminal's width, or 100 when not a terminal).
-    #[arg(long, value_name = "COLUMNS")]
+    /// Table width in columns, at least 40 (default: $COLUMNS, else the terminal's width, else
+    /// 100 when standard output is not a terminal or -o FILE is given).
+    #[arg(long, value_name = "COLUMNS", value_parser = clap::value_parser!(u16).range(MIN_WIDTH as i64..))]
     pub width: Option<u16>,
 
     /// Year of the first syslog line (syslog lines carry none; default: from the file's date).

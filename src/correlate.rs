@@ -18,6 +18,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
+use chrono::{Offset, TimeZone};
 use serde::Serialize;
 
 use crate::maillog::{IcidRecord, LocalTime, LogOutcome, LogZone, MailLog};
@@ -51,13 +52,15 @@ pub struct Clock {
     pub appliance: String,
     /// Log time minus capture time (UTC), in seconds, like the log header's
     /// `Time offset from UTC` (which it includes, with the appliance clock's skew). With
-    /// `--log-tz` the zone's own offset (DST included) is applied first and this is the skew.
+    /// `--log-tz` it is the zone's offset at the capture's start plus the skew found.
     pub offset_seconds: f64,
     /// The same, readable: `+02:00:03.4`.
     pub offset: String,
     pub source: ClockSource,
     /// The zone given with `--log-tz`, when it was.
     pub zone: Option<String>,
+    /// With `--log-tz`: the clock's skew, seconds, once the zone's offset is taken off.
+    pub skew_seconds: Option<f64>,
     /// Connections whose start lines up with an ICID of the same IP pair at this offset.
     pub supporting_pairs: u32,
     /// The log's `Time offset from UTC` header value, when it had one.
@@ -316,12 +319,14 @@ pub fn correlate(conns: &[WireView<'_>], log: &MailLog, hint: ClockHint) -> Corr
                     }
                 }
             }
-            find_clock(&pairs, hint, header, appliances[a])
+            let first = conns.iter().map(|c| c.tcp.first_seen).min();
+            find_clock(&pairs, hint, header, appliances[a], first)
         })
         .collect();
+    // What is applied to a log time already read through the zone (if any): the skew alone.
     let offsets: Vec<i64> = clocks
         .iter()
-        .map(|c| (c.offset_seconds * NS as f64) as i64)
+        .map(|c| (c.skew_seconds.unwrap_or(c.offset_seconds) * NS as f64) as i64)
         .collect();
     let offset_of = |rec: &IcidRecord| offsets[appliance_of[rec.appliance.as_str()]];
 
@@ -561,7 +566,7 @@ pub fn correlate(conns: &[WireView<'_>], log: &MailLog, hint: ClockHint) -> Corr
         .iter()
         .max_by_key(|c| c.supporting_pairs)
         .cloned()
-        .unwrap_or_else(|| find_clock(&[], hint, None, ""));
+        .unwrap_or_else(|| find_clock(&[], hint, None, "", None));
     Correlation {
         clock,
         clocks,
@@ -576,6 +581,7 @@ fn find_clock(
     hint: ClockHint,
     header: Option<i64>,
     appliance: &str,
+    capture_start: Option<Timestamp>,
 ) -> Clock {
     let header_ns = header.map(|h| h * NS);
     let (zone, (offset_ns, support, source)) = match hint {
@@ -598,13 +604,23 @@ fn find_clock(
             },
         ),
     };
-    let offset_seconds = (offset_ns as f64 / NS as f64 * 10.0).round() / 10.0;
+    let round = |ns: i64| (ns as f64 / NS as f64 * 10.0).round() / 10.0;
+    // With a zone the search found the skew; the offset adds the zone's own at the capture.
+    let (offset_seconds, skew_seconds) = match hint {
+        ClockHint::Zone(tz) => {
+            let at = capture_start.unwrap_or_default().to_datetime().naive_utc();
+            let zone_ns = i64::from(tz.offset_from_utc_datetime(&at).fix().local_minus_utc()) * NS;
+            (round(zone_ns + offset_ns), Some(round(offset_ns)))
+        }
+        _ => (round(offset_ns), None),
+    };
     Clock {
         appliance: appliance.to_string(),
         offset_seconds,
         offset: fmt_offset(offset_seconds),
         source,
         zone,
+        skew_seconds,
         supporting_pairs: support,
         header_offset_seconds: header,
     }

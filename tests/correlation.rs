@@ -307,10 +307,14 @@ fn the_log_clock_can_be_given_instead_of_found() {
     };
     let report = serde_json::to_value(analyze(&opts).unwrap()).unwrap();
     assert_eq!(report["clock"]["source"], "log_tz");
+    let clock = &report["clock"];
     assert!(
-        (report["clock"]["offset_seconds"].as_f64().unwrap() - 3.0).abs() <= 1.0,
-        "{}",
-        report["clock"]
+        (clock["skew_seconds"].as_f64().unwrap() - 3.0).abs() <= 1.0,
+        "{clock}"
+    );
+    assert!(
+        (clock["offset_seconds"].as_f64().unwrap() + 17997.0).abs() <= 1.0,
+        "{clock}"
     );
     assert_eq!(
         report["connections"][0]["icid"],

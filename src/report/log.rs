@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 
 use comfy_table::{
-    Cell, ColumnConstraint, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED,
+    Cell, ColumnConstraint, ContentArrangement, Table,
+    presets::{UTF8_FULL_CONDENSED, UTF8_HORIZONTAL_ONLY},
 };
 use serde::Serialize;
 
@@ -101,7 +102,12 @@ pub fn render_table(r: &LogReport, width: u16) -> String {
     let mut out = String::new();
     let mut table = Table::new();
     table
-        .load_style(UTF8_FULL_CONDENSED)
+        // Narrow terminals: no vertical rules and a shorter time, so the reasons keep room.
+        .load_style(if width >= 110 {
+            UTF8_FULL_CONDENSED
+        } else {
+            UTF8_HORIZONTAL_ONLY
+        })
         .set_content_arrangement(ContentArrangement::Dynamic)
         .set_width(width)
         .set_header(vec![
@@ -124,16 +130,20 @@ pub fn render_table(r: &LogReport, width: u16) -> String {
         }
         table.add_row(vec![
             Cell::new(row.icid),
-            Cell::new(row.time.0.format("%Y-%m-%d %H:%M:%S")),
+            Cell::new(row.time.0.format(if width >= 110 {
+                "%Y-%m-%d %H:%M:%S"
+            } else {
+                "%m-%d %H:%M:%S"
+            })),
             Cell::new(row.remote_ip.as_deref().unwrap_or("?")),
             Cell::new(&row.log_outcome),
             Cell::new(mids.join(" ")),
             Cell::new(abort),
         ]);
     }
-    let last = table.column_count().saturating_sub(1);
+    // ICID, time, IP and outcome stay whole; the MIDs and the abort reasons wrap.
     for (i, col) in table.column_iter_mut().enumerate() {
-        if i != last {
+        if i < 4 {
             col.set_constraint(ColumnConstraint::ContentWidth);
         }
     }
@@ -148,11 +158,12 @@ pub fn render_table(r: &LogReport, width: u16) -> String {
         .iter()
         .map(|(k, v)| format!("{v} {k}"))
         .collect();
-    out.push_str(&format!(
-        "{} ICIDs: {}\n",
-        r.icids.len(),
-        outcomes.join(", ")
-    ));
+    let n = r.icids.len();
+    let mut totals = format!("{n} ICID{}", if n == 1 { "" } else { "s" });
+    if !outcomes.is_empty() {
+        totals.push_str(&format!(": {}", outcomes.join(", ")));
+    }
+    out.push_str(&super::wrap(&totals, usize::from(width)));
     if !r.top_aborting_ips.is_empty() {
         let ips: Vec<String> = r
             .top_aborting_ips
@@ -160,7 +171,18 @@ pub fn render_table(r: &LogReport, width: u16) -> String {
             .take(10)
             .map(|(ip, n)| format!("{ip} ({n})"))
             .collect();
-        out.push_str(&format!("most aborts: {}\n", ips.join(", ")));
+        out.push_str(&super::wrap(
+            &format!("most aborts: {}", ips.join(", ")),
+            usize::from(width),
+        ));
+    }
+    for f in &r.summary.files {
+        if let Some(d) = &f.damage {
+            out.push_str(&super::wrap(
+                &format!("warning: {}: {d}", f.path),
+                usize::from(width),
+            ));
+        }
     }
     out
 }

@@ -111,8 +111,8 @@ pub fn render(report: &Report, width: u16) -> String {
         .map(|f| f.name.as_str())
         .collect();
     let n = report.summary.connections;
-    out.push_str(&files.join(", "));
-    out.push('\n');
+    let width_chars = usize::from(width);
+    out.push_str(&super::wrap(&files.join(", "), width_chars));
     out.push_str(&format!(
         "{n} SMTP connection{}",
         if n == 1 { "" } else { "s" }
@@ -122,7 +122,10 @@ pub fn render(report: &Report, width: u16) -> String {
     }
     out.push('\n');
     for clock in &report.clocks {
-        out.push_str(&clock_line(clock, report.clocks.len() > 1));
+        out.push_str(&super::wrap(
+            &clock_line(clock, report.clocks.len() > 1),
+            width_chars,
+        ));
     }
     if report.connections.is_empty() {
         out.push_str("no SMTP connection found\n");
@@ -151,15 +154,18 @@ pub fn render(report: &Report, width: u16) -> String {
                 report.unmatched_icids.len()
             ));
             for u in report.unmatched_icids.iter().take(20) {
-                out.push_str(&format!(
-                    "  ICID {} from {} at {}: {}; {}\n",
-                    u.icid,
-                    u.remote_ip.as_deref().unwrap_or("?"),
-                    u.connect
-                        .map(|t| t.to_datetime().format("%H:%M:%S").to_string())
-                        .unwrap_or_else(|| "?".into()),
-                    u.log_outcome.as_str(),
-                    u.reason
+                out.push_str(&super::wrap(
+                    &format!(
+                        "- ICID {} from {} at {}: {}; {}",
+                        u.icid,
+                        u.remote_ip.as_deref().unwrap_or("?"),
+                        u.connect
+                            .map(|t| t.to_datetime().format("%H:%M:%S").to_string())
+                            .unwrap_or_else(|| "?".into()),
+                        u.log_outcome.as_str(),
+                        u.reason
+                    ),
+                    width_chars,
                 ));
             }
             if report.unmatched_icids.len() > 20 {
@@ -171,7 +177,7 @@ pub fn render(report: &Report, width: u16) -> String {
         }
     }
     for p in &report.problems {
-        out.push_str(&format!("warning: {p}\n"));
+        out.push_str(&super::wrap(&format!("warning: {p}"), width_chars));
     }
     out
 }
@@ -185,8 +191,9 @@ fn clock_line(clock: &Clock, name_it: bool) -> String {
         ),
         ClockSource::Header => "the log's header; no connection start lined up".into(),
         ClockSource::LogTz => format!(
-            "{} + skew; {n} starts agree",
-            clock.zone.as_deref().unwrap_or("?")
+            "{} and {:+.1} s skew; {n} starts agree",
+            clock.zone.as_deref().unwrap_or("?"),
+            clock.skew_seconds.unwrap_or(0.0)
         ),
         ClockSource::Given => "--clock-offset".into(),
         ClockSource::None => "nothing lined up: taken as UTC".into(),
@@ -200,7 +207,7 @@ fn clock_line(clock: &Clock, name_it: bool) -> String {
     } else {
         String::new()
     };
-    format!("log clock{whose}: UTC{} ({how}{header})\n", clock.offset)
+    format!("log clock{whose}: UTC{} ({how}{header})", clock.offset)
 }
 
 /// Below this width the table stacks cells (time over client, layer over ended-by and phase)
