@@ -55,7 +55,7 @@ fn messages(c: &ConnectionReport) -> String {
     format!("{}/{}", c.smtp.completed, c.smtp.transactions)
 }
 
-/// The ICID cell: the ICID and the log's outcome with a mark for agreement.
+/// The ICID cell: the ICID, its (first) MID and the log's outcome with a mark for agreement.
 fn log_cell(c: &ConnectionReport) -> String {
     match (&c.icid, &c.log_match) {
         (Some(icid), Some(m)) => {
@@ -70,7 +70,12 @@ fn log_cell(c: &ConnectionReport) -> String {
                 "aborted_by_sender" => "aborted by\nsender".to_string(),
                 o => o.replace('_', " "),
             };
-            format!("{icid}\n{outcome} {mark}")
+            let mids = match c.mids.as_slice() {
+                [] => String::new(),
+                [m] => format!("\nMID {m}"),
+                [m, rest @ ..] => format!("\nMID {m} +{}", rest.len()),
+            };
+            format!("{icid}{mids}\n{outcome} {mark}")
         }
         _ => "—".into(),
     }
