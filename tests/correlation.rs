@@ -321,3 +321,37 @@ fn the_log_clock_can_be_given_instead_of_found() {
         expected("rst-during-data")["connections"][0]["log"]["icid"]
     );
 }
+
+#[test]
+fn a_header_that_ignores_daylight_saving_does_not_mislead_the_clock() {
+    // The header's "Time offset from UTC" does not follow DST: shift every log time by an hour
+    // (the appliance on summer time) and keep the header as it was.
+    let dir = tempfile::tempdir().unwrap();
+    let shifted: Vec<String> = lines("burst")
+        .into_iter()
+        .map(|l| {
+            let (stamp, rest) = l.split_at(24);
+            let t = chrono::NaiveDateTime::parse_from_str(stamp, "%a %b %e %H:%M:%S %Y").unwrap();
+            let t = t + chrono::Duration::hours(1);
+            format!("{}{rest}", t.format("%a %b %e %H:%M:%S %Y"))
+        })
+        .collect();
+    assert!(
+        shifted
+            .iter()
+            .any(|l| l.contains("Time offset from UTC: -18000 seconds"))
+    );
+    let path = dir.path().join("mail_logs");
+    std::fs::write(&path, shifted.join("\n") + "\n").unwrap();
+
+    let report = run(&[case("burst").join("capture.pcap")], &[path], None);
+    let offset = report["clock"]["offset_seconds"].as_f64().unwrap();
+    assert!(
+        (offset - (-17997.0 + 3600.0)).abs() <= 1.0,
+        "offset {offset}"
+    );
+    let got = got_icids(&report);
+    for (client, icid) in expected_icids("burst") {
+        assert_eq!(got[&client], Some(icid), "{client}");
+    }
+}
