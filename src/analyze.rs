@@ -5,6 +5,7 @@
 //! or by the first bytes the server sends, as the smtp stage judges them) and assembles the
 //! stages' outputs into the report model.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -34,6 +35,9 @@ pub struct AnalyzeOptions {
     pub logs: Vec<PathBuf>,
     /// What the user said about the log's clock.
     pub clock: ClockHint,
+    /// Read the matched ICIDs' log lines again to put their text in the report (for reports
+    /// meant to be attached to a case).
+    pub log_lines: bool,
 }
 
 /// What stopped an analysis before it produced a report.
@@ -189,13 +193,44 @@ pub fn analyze(opts: &AnalyzeOptions) -> Result<Report, AnalyzeError> {
             .collect();
         correlate::correlate(&views, log, opts.clock)
     });
-    Ok(build_report(
-        conns,
-        other,
-        captures,
-        log.map(|l| l.summary),
-        correlation,
-    ))
+    let log_lines = match (&correlation, &log) {
+        (Some(c), Some(log)) if opts.log_lines => excerpts(c, log),
+        _ => HashMap::new(),
+    };
+    let mut report = build_report(conns, other, captures, log.map(|l| l.summary), correlation);
+    for (i, lines) in log_lines {
+        if let Some(m) = report
+            .connections
+            .get_mut(i)
+            .and_then(|c| c.log_match.as_mut())
+        {
+            m.log_lines = lines;
+        }
+    }
+    Ok(report)
+}
+
+/// The text of every matched ICID's lines (and its MIDs'), by connection index.
+fn excerpts(
+    c: &correlate::Correlation,
+    log: &maillog::MailLog,
+) -> HashMap<usize, Vec<maillog::excerpt::LogLine>> {
+    let mut req = maillog::excerpt::ExcerptRequest::default();
+    for (i, m) in c.matches.iter().enumerate() {
+        if let Some(m) = m {
+            req.icids.insert(m.icid, i);
+            for mid in &m.mids {
+                req.mids.insert(*mid, i);
+            }
+        }
+    }
+    let files: Vec<&std::path::Path> = log
+        .summary
+        .files
+        .iter()
+        .map(|f| std::path::Path::new(f.path.as_str()))
+        .collect();
+    maillog::excerpt::collect(&files, &req)
 }
 
 fn addr(a: SocketAddr) -> String {
@@ -311,6 +346,7 @@ fn build_report(
                 envelope_agrees: m.envelope_agrees,
                 agreement: m.agreement,
                 agreement_reason: m.agreement_reason,
+                log_lines: Vec::new(),
             }),
             close: Close {
                 first_fin: close_fact(tcp.first_fin()),

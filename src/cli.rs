@@ -83,6 +83,21 @@ pub enum Format {
     Csv,
 }
 
+/// Output formats of `analyze`: the log's plus the reports meant for a support case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// The verdict table, for the terminal.
+    Table,
+    /// Everything, for scripts (stable field names).
+    Json,
+    /// One row per connection.
+    Csv,
+    /// A report to paste or attach: summary, verdicts, and the story of each aborted connection.
+    Markdown,
+    /// One self-contained HTML file with ladder diagrams; opens anywhere, offline.
+    Html,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct AnalyzeArgs {
     /// Capture files (pcap or pcapng, plain or gzip-compressed); `-` reads standard input.
@@ -99,8 +114,8 @@ pub struct AnalyzeArgs {
     pub ports: Vec<u16>,
 
     /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+    pub format: ReportFormat,
 
     /// Write the output to this file instead of standard output (`-`: standard output).
     #[arg(short = 'o', long, value_name = "FILE")]

@@ -8,7 +8,9 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use icidtrace::analyze::{self, AnalyzeOptions};
-use icidtrace::cli::{AnalyzeArgs, Cli, Command, DEFAULT_WIDTH, Format, LogArgs, MIN_WIDTH, exit};
+use icidtrace::cli::{
+    AnalyzeArgs, Cli, Command, DEFAULT_WIDTH, Format, LogArgs, MIN_WIDTH, ReportFormat, exit,
+};
 use icidtrace::correlate::ClockHint;
 use icidtrace::maillog::LogSummary;
 use icidtrace::report;
@@ -100,6 +102,8 @@ fn run_analyze(args: &AnalyzeArgs) -> i32 {
         extra_ports: args.ports.clone(),
         logs: args.logs.clone(),
         clock,
+        // Reports for a support case quote the log lines of each ICID.
+        log_lines: matches!(args.format, ReportFormat::Markdown | ReportFormat::Html),
     };
     let report = match analyze::analyze(&opts) {
         Ok(r) => r,
@@ -113,16 +117,20 @@ fn run_analyze(args: &AnalyzeArgs) -> i32 {
     }
     let file = output_file(args.output.as_deref());
     let text = match args.format {
-        Format::Table => report::table::render(&report, table_width(args.width, file.is_none())),
-        Format::Json => report::json::render(&report),
-        Format::Csv => report::csv::render(&report),
+        ReportFormat::Table => {
+            report::table::render(&report, table_width(args.width, file.is_none()))
+        }
+        ReportFormat::Json => report::json::render(&report),
+        ReportFormat::Csv => report::csv::render(&report),
+        ReportFormat::Markdown => report::markdown::render(&report),
+        ReportFormat::Html => report::html::render(&report),
     };
     if let Err(code) = emit(&text, file) {
         return code;
     }
     // Damage is in the report (and the table); say it on stderr too when the output went
     // elsewhere. A damaged log is not in the table: say it always.
-    let table_on_stdout = args.format == Format::Table && file.is_none();
+    let table_on_stdout = args.format == ReportFormat::Table && file.is_none();
     if !table_on_stdout {
         for p in &report.problems {
             say(&format!("warning: {p}"));

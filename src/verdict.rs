@@ -169,6 +169,8 @@ pub struct Verdict {
     /// One line for the table: what happened, in words.
     pub reason: String,
     pub evidence: Vec<Evidence>,
+    /// What to check next, for the person reading the report.
+    pub next_steps: String,
 }
 
 /// Silence (seconds) after which a server's unprompted close counts as an idle timeout.
@@ -349,6 +351,7 @@ fn smtp_evidence(smtp: &SessionSummary, ev: &mut Vec<Evidence>) {
 /// Decides the verdict of one connection.
 pub fn decide(tcp: &TcpConnection, smtp: &SessionSummary) -> Verdict {
     let mut v = decide_unsorted(tcp, smtp);
+    v.next_steps = next_steps(v.cause).to_string();
     // Evidence reads as a timeline; facts without a time (what is unknowable) come last.
     v.evidence.sort_by_key(|e| (e.at.is_none(), e.at));
     v
@@ -404,6 +407,7 @@ fn decide_unsorted(tcp: &TcpConnection, smtp: &SessionSummary) -> Verdict {
             phase: smtp.phase,
             reason,
             evidence: ev,
+            next_steps: String::new(),
         };
     }
 
@@ -446,6 +450,7 @@ fn decide_unsorted(tcp: &TcpConnection, smtp: &SessionSummary) -> Verdict {
                 r.code.unwrap_or(421)
             ),
             evidence: ev,
+            next_steps: String::new(),
         };
     }
 
@@ -483,6 +488,7 @@ fn decide_unsorted(tcp: &TcpConnection, smtp: &SessionSummary) -> Verdict {
                 phase: Phase::Quit,
                 reason: format!("client sent {what} with message {n} open ({step})"),
                 evidence: ev,
+                next_steps: String::new(),
             };
         }
         let done = smtp.transactions.iter().filter(|t| t.completed()).count();
@@ -503,6 +509,7 @@ fn decide_unsorted(tcp: &TcpConnection, smtp: &SessionSummary) -> Verdict {
             phase: Phase::Quit,
             reason,
             evidence: ev,
+            next_steps: String::new(),
         };
     }
 
@@ -527,6 +534,7 @@ fn decide_unsorted(tcp: &TcpConnection, smtp: &SessionSummary) -> Verdict {
                 smtp.phase.as_str()
             ),
             evidence: ev,
+            next_steps: String::new(),
         };
     };
 
@@ -559,6 +567,7 @@ fn decide_unsorted(tcp: &TcpConnection, smtp: &SessionSummary) -> Verdict {
         phase,
         reason,
         evidence: ev,
+        next_steps: String::new(),
     }
 }
 
@@ -610,6 +619,7 @@ fn server_end(
             phase,
             reason: format!("server RST ({})", phase.as_str()),
             evidence: ev,
+            next_steps: String::new(),
         };
     }
     // A refusal (421 or 5xx) that answered the client's last command, then the close.
@@ -633,6 +643,7 @@ fn server_end(
             phase,
             reason: what,
             evidence: ev,
+            next_steps: String::new(),
         };
     }
     // Closed while waiting for the client, after a long silence: an idle timeout without a 421.
@@ -652,6 +663,7 @@ fn server_end(
             phase,
             reason: format!("server closed after {silence:.0} s of client silence"),
             evidence: ev,
+            next_steps: String::new(),
         };
     }
     let reason = match &smtp.banner {
@@ -665,6 +677,7 @@ fn server_end(
         phase,
         reason,
         evidence: ev,
+        next_steps: String::new(),
     }
 }
 
@@ -696,6 +709,7 @@ fn tls_end(
             phase: Phase::Tls,
             reason: "still open (encrypted) when the capture ended".into(),
             evidence: ev,
+            next_steps: String::new(),
         };
     };
     let dir = match e.side {
@@ -719,6 +733,7 @@ fn tls_end(
             phase: Phase::Tls,
             reason: format!("{} RST inside TLS, no TLS close", e.side),
             evidence: ev,
+            next_steps: String::new(),
         };
     }
     let _ = tcp;
@@ -744,5 +759,52 @@ fn tls_end(
         phase: Phase::Tls,
         reason,
         evidence: ev,
+        next_steps: String::new(),
+    }
+}
+
+/// What to check next after a verdict with this cause, in a support engineer's words.
+pub fn next_steps(cause: Cause) -> &'static str {
+    match cause {
+        Cause::Quit => "Nothing to do: the session ended normally.",
+        Cause::QuitBeforeData | Cause::QuitDuringData | Cause::RsetBeforeData => {
+            "The sender gave the message up itself: check the sending server's logs (a policy or size \
+             check on its side, a recipient it would not send to, a client that quits early)."
+        }
+        Cause::ClientFinNoQuit | Cause::ClientRst => {
+            "Ask the sender's administrator why it closed the connection, and check any firewall or \
+             SMTP-aware device in the path (SMTP inspection, connection limits): compare the TTL of the \
+             FIN/RST with the client's other packets."
+        }
+        Cause::FinDuringData | Cause::RstDuringData => {
+            "The message was cut off while it was being sent: look for a firewall or proxy in the path \
+             with a message-size limit, SMTP inspection or an idle timer, and at the sender's logs."
+        }
+        Cause::IdleTimeout => {
+            "The client went silent for longer than the listener's timeout: check the client side (slow \
+             content scanning, a stalled DATA, zero windows or retransmissions in the capture, a path \
+             MTU problem), or whether the timeout is too short for this sender."
+        }
+        Cause::ServerRejectClose => {
+            "The appliance refused and closed: its reply says why (HAT policy, rate limit, size); check \
+             the listener's policies for this sender."
+        }
+        Cause::ServerClose => {
+            "The appliance closed without a reply that explains it: check its system logs around this time."
+        }
+        Cause::ServerRst => {
+            "The appliance, or something in front of it, reset the connection: compare the RST's TTL \
+             with the server's other packets and check the appliance's system logs."
+        }
+        Cause::TlsClose | Cause::TlsFin => {
+            "The session was encrypted: give the mail log (--log) to see whether a message was open."
+        }
+        Cause::PayloadNotCaptured => {
+            "Capture again with whole packets (tcpdump -s 0) to see the SMTP conversation."
+        }
+        Cause::CaptureEnded => {
+            "The capture stopped before the connection ended: capture for longer (the idle timeout is \
+             five minutes by default)."
+        }
     }
 }

@@ -16,6 +16,7 @@
 //! summary, [`read_logs`]).
 
 pub mod event;
+pub mod excerpt;
 pub mod lifecycle;
 pub mod line;
 pub mod reader;

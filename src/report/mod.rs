@@ -6,8 +6,10 @@
 //! The JSON field names listed in the design are a stable contract for users' scripts.
 
 pub mod csv;
+pub mod html;
 pub mod json;
 pub mod log;
+pub mod markdown;
 pub mod model;
 pub mod table;
 

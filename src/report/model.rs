@@ -7,6 +7,7 @@ use serde::Serialize;
 use crate::capture::CaptureSummary;
 use crate::correlate::{Agreement, Clock, Confidence, UnmatchedIcid};
 use crate::maillog::LogSummary;
+use crate::maillog::excerpt::LogLine;
 use crate::smtp::{Phase, SessionSummary};
 use crate::tcp::TcpConnection;
 use crate::types::{Side, Timestamp};
@@ -132,4 +133,7 @@ pub struct LogMatch {
     pub envelope_agrees: Option<bool>,
     pub agreement: Agreement,
     pub agreement_reason: Option<String>,
+    /// The log lines of the ICID and its MIDs, when asked for (reports for a support case).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub log_lines: Vec<LogLine>,
 }

@@ -266,6 +266,43 @@ pub struct SessionSummary {
     pub transactions_dropped: u64,
     /// Unprompted replies not kept in `unprompted_replies` because of the cap (32).
     pub unprompted_dropped: u32,
+    /// The conversation as a timeline: the first and the last [`EVENTS_KEPT`] events each (the
+    /// end is what explains an abort); `events_dropped` says how many in the middle were not
+    /// kept.
+    pub events: Vec<SmtpEvent>,
+    pub events_dropped: u64,
+}
+
+/// Events kept at each end of a session's timeline.
+pub const EVENTS_KEPT: usize = 200;
+
+/// One step of the conversation. Arguments are kept only where they are envelope data, never
+/// AUTH data; message bodies only as a byte count.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SmtpEvent {
+    Command {
+        at: Timestamp,
+        verb: String,
+        arg: Option<String>,
+    },
+    Reply {
+        at: Timestamp,
+        code: Option<u16>,
+        text: String,
+    },
+    /// The client finished a message (the `.` line, or the last BDAT chunk).
+    EndOfData { at: Timestamp, bytes: u64 },
+}
+
+impl SmtpEvent {
+    pub fn at(&self) -> Timestamp {
+        match self {
+            SmtpEvent::Command { at, .. }
+            | SmtpEvent::Reply { at, .. }
+            | SmtpEvent::EndOfData { at, .. } => *at,
+        }
+    }
 }
 
 /// Whether the first bytes a server sends look like an SMTP banner (`220` then a space, a hyphen

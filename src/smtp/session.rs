@@ -35,8 +35,8 @@ use super::line::{LineBuf, strip_cr};
 use super::reply::{self, ReplyLine};
 use super::tls::{self, TlsWatch};
 use super::{
-    Command, DataKind, MessageData, Phase, Recipient, Reply, SessionSummary, SmtpAnomaly,
-    TlsSummary, Transaction,
+    Command, DataKind, EVENTS_KEPT, MessageData, Phase, Recipient, Reply, SessionSummary,
+    SmtpAnomaly, SmtpEvent, TlsSummary, Transaction,
 };
 
 pub(crate) const MAX_ANOMALIES: usize = 32;
@@ -203,6 +203,11 @@ pub struct Session {
     anomalies_dropped: u32,
     reported_before_banner: bool,
     reported_tls_junk: bool,
+
+    // Timeline: the first events, and a ring of the last ones.
+    events_head: Vec<SmtpEvent>,
+    events_tail: VecDeque<SmtpEvent>,
+    events_dropped: u64,
 }
 
 fn is_refusal(code: Option<u16>) -> bool {
@@ -495,6 +500,11 @@ impl Session {
             reply: None,
             arg,
         };
+        self.event(SmtpEvent::Command {
+            at,
+            verb: cmd.verb.clone(),
+            arg: cmd.arg.clone(),
+        });
         if self.first_command.is_none() {
             self.first_command = Some((seq, cmd.clone()));
         }
@@ -609,6 +619,7 @@ impl Session {
         if let Some(d) = self.data_mut(self.body_tx) {
             d.end_at = Some(at);
         }
+        self.end_of_data_event(at);
         self.push_waiting(Pending {
             seq: None,
             what: Waiting::EndOfData,
@@ -620,6 +631,9 @@ impl Session {
     fn chunk_end(&mut self, at: Timestamp, last: bool) {
         if last && let Some(d) = self.data_mut(self.body_tx) {
             d.end_at = Some(at);
+        }
+        if last {
+            self.end_of_data_event(at);
         }
         self.c_mode = ClientMode::Command;
     }
@@ -711,6 +725,21 @@ impl Session {
 
     fn reply(&mut self, mut r: Reply) {
         self.replies = self.replies.saturating_add(1);
+        // A 5xx to a SASL response may echo it: never keep that text (as below).
+        let echoes_sasl = self
+            .waiting
+            .front()
+            .is_some_and(|p| p.what == Waiting::AuthResponse)
+            && matches!(r.code, Some(500..=504));
+        self.event(SmtpEvent::Reply {
+            at: r.at,
+            code: r.code,
+            text: if echoes_sasl {
+                "<redacted>".into()
+            } else {
+                r.text.clone()
+            },
+        });
         let code = r.code;
         if !self.banner_done {
             self.banner_done = true;
@@ -989,6 +1018,27 @@ impl Session {
         }
     }
 
+    fn end_of_data_event(&mut self, at: Timestamp) {
+        let bytes = self
+            .tx_index(self.body_tx)
+            .and_then(|i| self.txs[i].data.as_ref())
+            .map_or(0, |d| d.bytes);
+        self.event(SmtpEvent::EndOfData { at, bytes });
+    }
+
+    /// Records a timeline event, keeping the first and the last [`EVENTS_KEPT`].
+    fn event(&mut self, e: SmtpEvent) {
+        if self.events_head.len() < EVENTS_KEPT {
+            self.events_head.push(e);
+            return;
+        }
+        if self.events_tail.len() == EVENTS_KEPT {
+            self.events_tail.pop_front();
+            self.events_dropped += 1;
+        }
+        self.events_tail.push_back(e);
+    }
+
     fn anomaly(&mut self, a: SmtpAnomaly) {
         if self.anomalies.len() < MAX_ANOMALIES {
             self.anomalies.push(a);
@@ -1118,6 +1168,13 @@ impl Session {
             anomalies_dropped: self.anomalies_dropped,
             transactions_dropped: self.tx_dropped,
             unprompted_dropped: self.unprompted_dropped,
+            events: self
+                .events_head
+                .iter()
+                .chain(&self.events_tail)
+                .cloned()
+                .collect(),
+            events_dropped: self.events_dropped,
         }
     }
 }
