@@ -176,6 +176,9 @@ struct Stream {
     fin_offset: Option<u64>,
     /// Bytes the peer acknowledged that have not arrived: a hole that may yet fill.
     acked_hole: Option<AckedHole>,
+    /// Byte ranges the snapshot length cut from packets that came out of order: skipped as
+    /// cuts (not reported as capture gaps) once they are next in line. Bounded.
+    cuts: Vec<(u64, u64)>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -194,6 +197,7 @@ impl Stream {
             assembler: Assembler::new(cap),
             fin_offset: None,
             acked_hole: None,
+            cuts: Vec::new(),
         }
     }
 
@@ -291,7 +295,10 @@ impl<S: StreamSink> FlowTable<S> {
                     || conn.facts.from_server.first_rst.is_some()
                     || (conn.facts.from_client.first_fin.is_some()
                         && conn.facts.from_server.first_fin.is_some());
-                let isn_changed = conn.client_isn.is_some() && !same_isn;
+                // A SYN on a connection the capture joined midway (client bytes, no SYN seen)
+                // opens a new connection too.
+                let isn_changed = (conn.client_isn.is_some() && !same_isn)
+                    || (conn.client_isn.is_none() && conn.streams[0].origin.is_some());
                 if closed && !same_isn || isn_changed {
                     // Port reuse: the old connection is over; this SYN opens a new one.
                     if let Some(old) = self.flows.remove(&key) {
@@ -444,6 +451,11 @@ fn on_packet<S: StreamSink>(conn: &mut Conn<S>, pkt: &Packet<'_>, src: SocketAdd
     if pkt.flags.ack && !pkt.flags.rst {
         let other = side.other();
         note_acked_hole(conn, other, SeqNumber(pkt.ack), pkt);
+        // Data that answers bytes the capture lacks: those bytes are not coming (the peer
+        // has them already), and the gap must reach the SMTP stage before this reply.
+        if payload_len > 0 && conn.streams[idx(other)].acked_hole.is_some() {
+            expire_side(conn, other, pkt.frame, pkt.ts, true);
+        }
     }
     // New data from beyond an acknowledged hole: the sender has moved on, the hole's bytes went
     // by before the capture point and will not come.
@@ -525,7 +537,21 @@ fn on_packet<S: StreamSink>(conn: &mut Conn<S>, pkt: &Packet<'_>, src: SocketAdd
                     stream
                         .assembler
                         .skip_hole(Some(cut_end), &mut |b| sink.data(side, at, b));
+                } else if stream.cuts.len() < 64 {
+                    stream.cuts.push((offset + data.len() as u64, cut_end));
                 }
+            }
+            // Cuts that became next in line are skipped as cuts, not capture gaps.
+            while !stream.cuts.is_empty() {
+                let next = stream.assembler.next_offset();
+                stream.cuts.retain(|c| c.1 > next);
+                let Some(&(_, e)) = stream.cuts.iter().find(|c| c.0 <= next) else {
+                    break;
+                };
+                sink.gap(side, at, e - next);
+                stream
+                    .assembler
+                    .skip_hole(Some(e), &mut |b| sink.data(side, at, b));
             }
         }
     }
