@@ -2,7 +2,7 @@
 //!
 //! Contract: a [`Session`] is fed the client's and the server's bytes in the order they became
 //! contiguous on the wire ([`Session::on_data`]), told where bytes were lost
-//! ([`Session::on_gap`]), and summarised at the end ([`Session::summary`]). It knows nothing of
+//! ([`Session::on_gap`]; zero bytes: the stream may start mid-line), and summarised at the end ([`Session::summary`]). It knows nothing of
 //! packets, flows or logs. It splits lines incrementally ("need more bytes" is not an error),
 //! matches replies to commands in order (PIPELINING), follows DATA and BDAT, counts message
 //! bodies without storing them, watches TLS record types after STARTTLS, and never keeps AUTH

@@ -253,6 +253,13 @@ impl Session {
     /// `bytes` were lost on this side (capture gap); resynchronise at the next line.
     pub fn on_gap(&mut self, side: Side, at: Timestamp, bytes: u64) {
         if bytes == 0 {
+            // Nothing lost, but the stream may start mid-line (a capture that joined the
+            // connection late): keep the next line only if it looks like a line of SMTP.
+            match side {
+                Side::Client if self.c_mode == ClientMode::Command => self.c_line.gap(),
+                Side::Server if self.s_mode == ServerMode::Reply => self.s_line.gap(),
+                _ => {}
+            }
             return;
         }
         self.anomaly(SmtpAnomaly::Gap { side, at, bytes });

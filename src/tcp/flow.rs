@@ -477,6 +477,8 @@ fn on_packet<S: StreamSink>(conn: &mut Conn<S>, pkt: &Packet<'_>, src: SocketAdd
     if payload_len > 0 && !pkt.flags.syn {
         if stream.origin.is_none() {
             stream.origin = Some(seq);
+            // The first bytes may be the middle of a line: let the consumer resynchronise.
+            conn.sink.gap(side, pkt.ts, 0);
             if !facts
                 .anomalies
                 .iter()
