@@ -9,7 +9,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::smtp::{Phase, Reply, SessionSummary, Transaction};
+use crate::smtp::{Phase, Reply, SessionSummary, SmtpAnomaly, Transaction};
 use crate::tcp::{CloseEvent, TcpConnection};
 use crate::types::{Side, Timestamp};
 
@@ -119,6 +119,10 @@ pub enum Cause {
     TlsClose,
     /// After STARTTLS: a FIN without a TLS alert; QUIT is hidden.
     TlsFin,
+    /// An RST that the endpoint it claims to come from did not send (a firewall or IPS).
+    ForgedRst,
+    /// A FIN that the endpoint it claims to come from did not send.
+    ForgedFin,
     /// The snapshot length cut the payload: the SMTP conversation is not in the capture.
     PayloadNotCaptured,
     CaptureEnded,
@@ -141,6 +145,8 @@ impl Cause {
             Cause::ServerRst => "server_rst",
             Cause::TlsClose => "tls_close",
             Cause::TlsFin => "tls_fin",
+            Cause::ForgedRst => "forged_rst",
+            Cause::ForgedFin => "forged_fin",
             Cause::PayloadNotCaptured => "payload_not_captured",
             Cause::CaptureEnded => "capture_ended",
         }
@@ -171,6 +177,58 @@ pub struct Verdict {
     pub evidence: Vec<Evidence>,
     /// What to check next, for the person reading the report.
     pub next_steps: String,
+    /// Signs of a device in the path or of path trouble, whatever the verdict.
+    pub findings: Vec<Finding>,
+}
+
+/// What a finding is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    ForgedRst,
+    ForgedFin,
+    RstRace,
+    DataAfterRst,
+    BannerMasked,
+    EsmtpKeywordMasked,
+    CommandMasked,
+    CharPerSegment,
+    MtuBlackHole,
+    DataStall,
+    ZeroWindow,
+    TlsAlertBeforeClose,
+    TlsHandshakeFailed,
+}
+
+impl FindingKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingKind::ForgedRst => "forged_rst",
+            FindingKind::ForgedFin => "forged_fin",
+            FindingKind::RstRace => "rst_race",
+            FindingKind::DataAfterRst => "data_after_rst",
+            FindingKind::BannerMasked => "banner_masked",
+            FindingKind::EsmtpKeywordMasked => "esmtp_keyword_masked",
+            FindingKind::CommandMasked => "command_masked",
+            FindingKind::CharPerSegment => "char_per_segment",
+            FindingKind::MtuBlackHole => "mtu_black_hole",
+            FindingKind::DataStall => "data_stall",
+            FindingKind::ZeroWindow => "zero_window",
+            FindingKind::TlsAlertBeforeClose => "tls_alert_before_close",
+            FindingKind::TlsHandshakeFailed => "tls_handshake_failed",
+        }
+    }
+}
+
+/// A sign, with its provenance, in words.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    pub kind: FindingKind,
+    /// The side the packets concerned claim to come from.
+    pub side: Option<Side>,
+    pub at: Option<Timestamp>,
+    pub frame: Option<u64>,
+    pub detail: String,
 }
 
 /// Silence (seconds) after which a server's unprompted close counts as an idle timeout.
@@ -351,6 +409,8 @@ fn smtp_evidence(smtp: &SessionSummary, ev: &mut Vec<Evidence>) {
 /// Decides the verdict of one connection.
 pub fn decide(tcp: &TcpConnection, smtp: &SessionSummary) -> Verdict {
     let mut v = decide_unsorted(tcp, smtp);
+    v.findings = findings(tcp, smtp);
+    judge_middlebox(tcp, &mut v);
     v.next_steps = next_steps(v.cause).to_string();
     // Evidence reads as a timeline; facts without a time (what is unknowable) come last.
     v.evidence.sort_by_key(|e| (e.at.is_none(), e.at));
@@ -408,6 +468,7 @@ fn decide_unsorted(tcp: &TcpConnection, smtp: &SessionSummary) -> Verdict {
             reason,
             evidence: ev,
             next_steps: String::new(),
+            findings: Vec::new(),
         };
     }
 
@@ -451,6 +512,7 @@ fn decide_unsorted(tcp: &TcpConnection, smtp: &SessionSummary) -> Verdict {
             ),
             evidence: ev,
             next_steps: String::new(),
+            findings: Vec::new(),
         };
     }
 
@@ -489,6 +551,7 @@ fn decide_unsorted(tcp: &TcpConnection, smtp: &SessionSummary) -> Verdict {
                 reason: format!("client sent {what} with message {n} open ({step})"),
                 evidence: ev,
                 next_steps: String::new(),
+                findings: Vec::new(),
             };
         }
         let done = smtp.transactions.iter().filter(|t| t.completed()).count();
@@ -510,6 +573,7 @@ fn decide_unsorted(tcp: &TcpConnection, smtp: &SessionSummary) -> Verdict {
             reason,
             evidence: ev,
             next_steps: String::new(),
+            findings: Vec::new(),
         };
     }
 
@@ -535,6 +599,7 @@ fn decide_unsorted(tcp: &TcpConnection, smtp: &SessionSummary) -> Verdict {
             ),
             evidence: ev,
             next_steps: String::new(),
+            findings: Vec::new(),
         };
     };
 
@@ -568,6 +633,7 @@ fn decide_unsorted(tcp: &TcpConnection, smtp: &SessionSummary) -> Verdict {
         reason,
         evidence: ev,
         next_steps: String::new(),
+        findings: Vec::new(),
     }
 }
 
@@ -620,6 +686,7 @@ fn server_end(
             reason: format!("server RST ({})", phase.as_str()),
             evidence: ev,
             next_steps: String::new(),
+            findings: Vec::new(),
         };
     }
     // A refusal (421 or 5xx) that answered the client's last command, then the close.
@@ -644,6 +711,7 @@ fn server_end(
             reason: what,
             evidence: ev,
             next_steps: String::new(),
+            findings: Vec::new(),
         };
     }
     // Closed while waiting for the client, after a long silence: an idle timeout without a 421.
@@ -664,6 +732,7 @@ fn server_end(
             reason: format!("server closed after {silence:.0} s of client silence"),
             evidence: ev,
             next_steps: String::new(),
+            findings: Vec::new(),
         };
     }
     let reason = match &smtp.banner {
@@ -678,6 +747,7 @@ fn server_end(
         reason,
         evidence: ev,
         next_steps: String::new(),
+        findings: Vec::new(),
     }
 }
 
@@ -710,6 +780,7 @@ fn tls_end(
             reason: "still open (encrypted) when the capture ended".into(),
             evidence: ev,
             next_steps: String::new(),
+            findings: Vec::new(),
         };
     };
     let dir = match e.side {
@@ -734,6 +805,7 @@ fn tls_end(
             reason: format!("{} RST inside TLS, no TLS close", e.side),
             evidence: ev,
             next_steps: String::new(),
+            findings: Vec::new(),
         };
     }
     let _ = tcp;
@@ -760,6 +832,7 @@ fn tls_end(
         reason,
         evidence: ev,
         next_steps: String::new(),
+        findings: Vec::new(),
     }
 }
 
@@ -799,6 +872,12 @@ pub fn next_steps(cause: Cause) -> &'static str {
         Cause::TlsClose | Cause::TlsFin => {
             "The session was encrypted: give the mail log (--log) to see whether a message was open."
         }
+        Cause::ForgedRst | Cause::ForgedFin => {
+            "Something in the path ended the connection in an endpoint's name: look for a firewall, \
+             IPS or SMTP-inspecting device between the sender and the appliance (its TTL distance is \
+             in the evidence) and at its logs for this connection; its SMTP inspection or idle timer \
+             is the usual cause."
+        }
         Cause::PayloadNotCaptured => {
             "Capture again with whole packets (tcpdump -s 0) to see the SMTP conversation."
         }
@@ -807,4 +886,265 @@ pub fn next_steps(cause: Cause) -> &'static str {
              five minutes by default)."
         }
     }
+}
+
+/// Whether `close` (an RST or FIN of `side`) is one the endpoint itself did not send, and why.
+fn forged(
+    tcp: &TcpConnection,
+    smtp: &SessionSummary,
+    side: Side,
+    close: &CloseEvent,
+    rst: bool,
+) -> Option<String> {
+    let stats = tcp.side(side);
+    // After QUIT and its reply, or once both sides closed, an RST is ordinary socket teardown.
+    let quit_done = smtp.quit.as_ref().is_some_and(|q| q.at <= close.at);
+    let both_closed = [tcp.from_client.first_fin, tcp.from_server.first_fin]
+        .iter()
+        .all(|f| f.is_some_and(|f| f.at < close.at));
+    if rst && (quit_done || both_closed) {
+        return None;
+    }
+    let mut why: Vec<String> = Vec::new();
+    if let (Some(lo), Some(hi)) = (stats.ttl_plain_min, stats.ttl_plain_max) {
+        if close.ttl < lo || close.ttl > hi {
+            let range = if lo == hi {
+                lo.to_string()
+            } else {
+                format!("{lo}-{hi}")
+            };
+            why.push(format!(
+                "TTL {} where the {side}'s own packets arrive with {range}",
+                close.ttl
+            ));
+        }
+    }
+    if rst && stats.packets_after_rst > 0 {
+        why.push(format!(
+            "the {side} went on sending after it ({} packets, {} payload bytes): it did not know of the reset",
+            stats.packets_after_rst, stats.payload_after_rst
+        ));
+    }
+    if why.is_empty() {
+        return None;
+    }
+    // The IP ID only supports what the TTL or the traffic already says (stacks differ).
+    if let (Some(id), Some(before)) = (close.ip_id, stats.ip_id_before_rst) {
+        let d = id.wrapping_sub(before).min(before.wrapping_sub(id));
+        if rst && d > 1024 {
+            why.push(format!(
+                "IP ID {id} far from the {side}'s previous {before}"
+            ));
+        }
+    }
+    Some(why.join("; "))
+}
+
+/// Signs of a device in the path or of path trouble.
+fn findings(tcp: &TcpConnection, smtp: &SessionSummary) -> Vec<Finding> {
+    let mut f = Vec::new();
+    let mut add = |kind, side, at, frame, detail: String| {
+        f.push(Finding {
+            kind,
+            side,
+            at,
+            frame,
+            detail,
+        })
+    };
+    for side in [Side::Client, Side::Server] {
+        let st = tcp.side(side);
+        if let Some(r) = &st.first_rst {
+            if let Some(why) = forged(tcp, smtp, side, r, true) {
+                add(
+                    FindingKind::ForgedRst,
+                    Some(side),
+                    Some(r.at),
+                    Some(r.frame.number),
+                    format!("RST in the {side}'s name: {why}"),
+                );
+            }
+            if st.packets_after_rst > 0 {
+                add(
+                    FindingKind::DataAfterRst,
+                    Some(side),
+                    Some(r.at),
+                    Some(r.frame.number),
+                    format!(
+                        "{} packets from the {side} after its RST",
+                        st.packets_after_rst
+                    ),
+                );
+            }
+        }
+        if let Some(fin) = &st.first_fin {
+            if let Some(why) = forged(tcp, smtp, side, fin, false) {
+                add(
+                    FindingKind::ForgedFin,
+                    Some(side),
+                    Some(fin.at),
+                    Some(fin.frame.number),
+                    format!("FIN in the {side}'s name: {why}"),
+                );
+            }
+        }
+        if st.rst_seqs.len() >= 2 {
+            add(
+                FindingKind::RstRace,
+                Some(side),
+                st.first_rst.map(|r| r.at),
+                st.first_rst.map(|r| r.frame.number),
+                format!(
+                    "{} RSTs from the {side} with different sequence numbers",
+                    st.rst_seqs.len()
+                ),
+            );
+        }
+        if st.largest_segment >= 1000 && st.largest_segment_retransmissions >= 3 {
+            add(
+                FindingKind::MtuBlackHole,
+                Some(side),
+                None,
+                None,
+                format!(
+                    "{}-byte segments from the {side} retransmitted {} times: full-size packets do not get through (path MTU black hole?)",
+                    st.largest_segment, st.largest_segment_retransmissions
+                ),
+            );
+        }
+        if st.zero_windows > 0 {
+            add(
+                FindingKind::ZeroWindow,
+                Some(side),
+                None,
+                None,
+                format!(
+                    "the {side} advertised a zero window {} times",
+                    st.zero_windows
+                ),
+            );
+        }
+    }
+    if tcp.from_client.one_byte_segments >= 5 {
+        add(
+            FindingKind::CharPerSegment,
+            Some(Side::Client),
+            None,
+            None,
+            format!(
+                "{} one-byte segments from the client (typed, or split by a device in the path)",
+                tcp.from_client.one_byte_segments
+            ),
+        );
+    }
+    if let Some(b) = &smtp.banner {
+        if b.text.trim_start().starts_with("***")
+            && b.text.trim().chars().all(|c| c == '*' || c == ' ')
+        {
+            add(
+                FindingKind::BannerMasked,
+                Some(Side::Server),
+                Some(b.at),
+                None,
+                format!("banner masked with asterisks: {}", reply_words(b)),
+            );
+        }
+    }
+    for a in &smtp.anomalies {
+        match a {
+            SmtpAnomaly::MaskedReplyLine { at, text } => add(
+                FindingKind::EsmtpKeywordMasked,
+                Some(Side::Server),
+                Some(*at),
+                None,
+                format!(
+                    "reply line X'd out: {text} (an SMTP-inspecting firewall hiding an extension)"
+                ),
+            ),
+            SmtpAnomaly::MaskedCommand { at, len } => add(
+                FindingKind::CommandMasked,
+                Some(Side::Client),
+                Some(*at),
+                None,
+                format!("a {len}-character client command X'd out (replaced by a firewall)"),
+            ),
+            _ => {}
+        }
+    }
+    if let Some(tls) = &smtp.tls {
+        for (side, dir) in [(Side::Client, &tls.client), (Side::Server, &tls.server)] {
+            let close = [
+                tcp.side(side).first_fin.map(|e| e.at),
+                tcp.side(side).first_rst.map(|e| e.at),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            if let (Some(alert), Some(close)) = (dir.first_alert_at, close) {
+                if alert <= close {
+                    add(
+                        FindingKind::TlsAlertBeforeClose,
+                        Some(side),
+                        Some(alert),
+                        None,
+                        format!(
+                            "the {side} sent a TLS alert before closing (a graceful TLS close)"
+                        ),
+                    );
+                }
+            }
+        }
+        if !tls.handshake_completed && (tls.client.alert_records + tls.server.alert_records) > 0 {
+            add(
+                FindingKind::TlsHandshakeFailed,
+                None,
+                None,
+                None,
+                "the TLS handshake did not complete and an alert was sent".into(),
+            );
+        }
+    }
+    f
+}
+
+/// Hands the end to a middlebox when the RST or FIN that ended the session was forged.
+fn judge_middlebox(tcp: &TcpConnection, v: &mut Verdict) {
+    let by_rst = matches!(
+        v.cause,
+        Cause::ClientRst | Cause::RstDuringData | Cause::ServerRst
+    );
+    let by_fin = matches!(
+        v.cause,
+        Cause::ClientFinNoQuit | Cause::FinDuringData | Cause::ServerClose | Cause::TlsFin
+    );
+    let kind = match (by_rst, by_fin) {
+        (true, _) => FindingKind::ForgedRst,
+        (_, true) => FindingKind::ForgedFin,
+        _ => return,
+    };
+    let side = match v.initiator {
+        Initiator::Client => Side::Client,
+        Initiator::Server => Side::Server,
+        _ => return,
+    };
+    let Some(f) = v
+        .findings
+        .iter()
+        .find(|f| f.kind == kind && f.side == Some(side))
+    else {
+        return;
+    };
+    let _ = tcp;
+    v.evidence.push(Evidence {
+        at: f.at,
+        fact: f.detail.clone(),
+    });
+    v.reason = format!("a device in the path ended it: {} ({})", f.detail, v.reason);
+    v.layer = Layer::Network;
+    v.initiator = Initiator::Middlebox;
+    v.cause = if kind == FindingKind::ForgedRst {
+        Cause::ForgedRst
+    } else {
+        Cause::ForgedFin
+    };
 }

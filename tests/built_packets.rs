@@ -735,3 +735,79 @@ proptest! {
         prop_assert_eq!(retrans > 0, sent > stream.len() as u64, "retransmissions {}, sent {} of {}", retrans, sent, stream.len());
     }
 }
+
+/// A firewall resets the connection in the client's name during the envelope (e.g. SMTP
+/// inspection refusing a recipient): the RST arrives with the firewall's TTL, out of the client's
+/// IP ID sequence, and the client, which knows nothing of it, keeps sending.
+#[test]
+fn rst_in_the_clients_name_from_a_device_in_the_path_is_middlebox() {
+    let mut s = Script::new(1_700_000_000_000_000);
+    s.handshake(1000, 5000);
+    greeting(&mut s);
+    envelope(&mut s);
+    let rst = s.client_rst("forged-RST");
+    s.segs[rst].ttl = 255;
+    s.segs[rst].ip_id = 0;
+    // The client's own next command arrives after "its" RST.
+    s.client("DATA", b"DATA\r\n");
+    let report = analyze_segs(&Net::V4, &s.segs);
+    let c = only_connection(&report);
+    assert_eq!(c["verdict"]["initiator"], "middlebox", "{}", c["verdict"]);
+    assert_eq!(c["verdict"]["cause"], "forged_rst");
+    assert_eq!(c["verdict"]["layer"], "network");
+    let kinds: Vec<&str> = c["verdict"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"forged_rst") && kinds.contains(&"data_after_rst"),
+        "{kinds:?}"
+    );
+    let detail = c["verdict"]["findings"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains("TTL 255"), "{detail}");
+}
+
+/// The client's own RST (same TTL as its other packets, nothing after it) stays the client's.
+#[test]
+fn the_clients_own_rst_is_not_flagged() {
+    let mut s = Script::new(1_700_000_000_000_000);
+    s.handshake(1000, 5000);
+    greeting(&mut s);
+    envelope(&mut s);
+    s.client_rst("RST");
+    let report = analyze_segs(&Net::V4, &s.segs);
+    let c = only_connection(&report);
+    assert_eq!(c["verdict"]["initiator"], "client");
+    assert_eq!(c["verdict"]["cause"], "client_rst");
+    assert!(
+        c["verdict"]["findings"].as_array().unwrap().is_empty(),
+        "{}",
+        c["verdict"]["findings"]
+    );
+}
+
+/// An RST after QUIT and 221 is how many clients close their socket: not a device's doing,
+/// whatever its TTL.
+#[test]
+fn rst_after_quit_is_ordinary_teardown() {
+    let mut s = Script::new(1_700_000_000_000_000);
+    s.handshake(1000, 5000);
+    greeting(&mut s);
+    envelope(&mut s);
+    data(&mut s, false);
+    s.client("QUIT", b"QUIT\r\n");
+    s.server("QUIT-reply", b"221 bye\r\n");
+    let rst = s.client_rst("RST");
+    s.segs[rst].ttl = 255;
+    let report = analyze_segs(&Net::V4, &s.segs);
+    let c = only_connection(&report);
+    assert_eq!(c["verdict"]["layer"], "none");
+    assert_eq!(c["verdict"]["cause"], "quit");
+    assert!(
+        c["verdict"]["findings"].as_array().unwrap().is_empty(),
+        "{}",
+        c["verdict"]["findings"]
+    );
+}

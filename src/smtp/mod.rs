@@ -210,6 +210,19 @@ pub enum SmtpAnomaly {
     /// The side's last line had no line end when the capture ended; it was read anyway (only a
     /// client `QUIT` or a complete-looking server reply).
     UnterminatedLine { side: Side, at: Timestamp },
+    /// A reply line whose keyword is X'd out (`250-XXXXXXXA`): an SMTP-inspecting firewall
+    /// hiding an extension (often STARTTLS) from the client.
+    MaskedReplyLine { at: Timestamp, text: String },
+    /// A client command of X's (`XXXX`): an SMTP-inspecting firewall replaced a command it did
+    /// not allow; the server usually answers 500.
+    MaskedCommand { at: Timestamp, len: usize },
+}
+
+/// Whether `word` is an X'd-out keyword: three or more `X`, optionally ending in `A` (the
+/// pattern Cisco ASA/PIX ESMTP inspection writes over what it hides).
+pub fn is_masked_word(word: &str) -> bool {
+    let w = word.strip_suffix('A').unwrap_or(word);
+    w.len() >= 3 && w.bytes().all(|b| b == b'X')
 }
 
 /// Everything the later stages know of a session's SMTP. Small and owned.

@@ -616,6 +616,12 @@ impl Session {
                 self.phase = Phase::Quit;
             }
             Parsed::Other { .. } => {}
+            Parsed::Unknown { verb } if super::is_masked_word(&verb) => {
+                self.anomaly(SmtpAnomaly::MaskedCommand {
+                    at,
+                    len: line.len(),
+                })
+            }
             Parsed::Unknown { verb } => self.anomaly(SmtpAnomaly::UnknownCommand { at, verb }),
         }
         self.push_waiting(pending);
@@ -695,7 +701,19 @@ impl Session {
     }
 
     fn server_line(&mut self, at: Timestamp, line: &[u8], resync: bool) {
-        match reply::parse_line(line) {
+        let parsed = reply::parse_line(line);
+        if let ReplyLine::Continuation { text, .. } | ReplyLine::Final { text, .. } = &parsed
+            && text
+                .split_whitespace()
+                .next()
+                .is_some_and(super::is_masked_word)
+        {
+            self.anomaly(SmtpAnomaly::MaskedReplyLine {
+                at,
+                text: text.clone(),
+            });
+        }
+        match parsed {
             ReplyLine::Continuation { text, .. } => {
                 if self.partial_reply.is_none() {
                     self.partial_reply = Some(text);

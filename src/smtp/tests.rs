@@ -39,6 +39,8 @@ fn kinds(s: &SessionSummary) -> Vec<&'static str> {
             SmtpAnomaly::TlsWithoutStarttls { .. } => "tls_without_starttls",
             SmtpAnomaly::ReplyAssumed { .. } => "reply_assumed",
             SmtpAnomaly::UnterminatedLine { .. } => "unterminated_line",
+            SmtpAnomaly::MaskedReplyLine { .. } => "masked_reply_line",
+            SmtpAnomaly::MaskedCommand { .. } => "masked_command",
         })
         .collect()
 }
@@ -1310,4 +1312,29 @@ proptest! {
         prop_assert!(sum.unprompted_replies.len() <= MAX_UNPROMPTED);
         let _ = serde_json::to_string(&sum).unwrap();
     }
+}
+
+/// What an ASA/PIX-style ESMTP inspection does to a session: an X'd-out STARTTLS in the EHLO
+/// reply and a command it did not allow replaced by X's (answered 500).
+#[test]
+fn masked_keywords_and_commands_are_recorded() {
+    let mut s = Session::new();
+    let t = Timestamp::from_secs(1);
+    s.on_data(Side::Server, t, b"220 esa.example.com ESMTP\r\n");
+    s.on_data(Side::Client, t, b"EHLO mta.example.net\r\n");
+    s.on_data(
+        Side::Server,
+        t,
+        b"250-esa.example.com\r\n250-XXXXXXXA\r\n250 PIPELINING\r\n",
+    );
+    s.on_data(Side::Client, t, b"XXXX bob\r\n");
+    s.on_data(Side::Server, t, b"500 unrecognized command\r\n");
+    let sum = s.summary();
+    assert_eq!(kinds(&sum), vec!["masked_reply_line", "masked_command"]);
+    assert!(super::is_masked_word("XXXXXXXA") && super::is_masked_word("XXXX"));
+    assert!(
+        !super::is_masked_word("XX")
+            && !super::is_masked_word("XXAX")
+            && !super::is_masked_word("AUTH")
+    );
 }

@@ -82,8 +82,25 @@ pub struct SideStats {
     pub first_at: Option<Timestamp>,
     pub last_at: Option<Timestamp>,
     pub last_payload_at: Option<Timestamp>,
-    /// Packets this side sent after its own first RST.
+    /// Packets other than RSTs this side sent after its own first RST (a real endpoint sends
+    /// nothing after resetting; a forged RST leaves the endpoint talking).
     pub packets_after_rst: u32,
+    /// Payload bytes among those.
+    pub payload_after_rst: u64,
+    /// TTL range of this side's packets that carry neither RST nor FIN: what the endpoint's
+    /// own packets look like at the capture point.
+    pub ttl_plain_min: Option<u8>,
+    pub ttl_plain_max: Option<u8>,
+    /// IP ID of this side's last packet before its first RST (IPv4).
+    pub ip_id_before_rst: Option<u16>,
+    /// Sequence numbers of this side's RSTs (the first few), to spot racing resets.
+    pub rst_seqs: Vec<u32>,
+    /// Segments carrying exactly one payload byte (keystrokes, or an inspecting device).
+    pub one_byte_segments: u64,
+    /// The largest payload seen in one segment, and how many segments of that size were
+    /// retransmissions (a path that drops full-size packets retransmits them again and again).
+    pub largest_segment: u32,
+    pub largest_segment_retransmissions: u64,
 }
 
 /// Something odd on the TCP level, with its provenance.
@@ -410,8 +427,27 @@ fn on_packet<S: StreamSink>(conn: &mut Conn<S>, pkt: &Packet<'_>, src: SocketAdd
     stats.last_at = Some(pkt.ts);
     stats.ttl_min = Some(stats.ttl_min.map_or(pkt.ttl, |t| t.min(pkt.ttl)));
     stats.ttl_max = Some(stats.ttl_max.map_or(pkt.ttl, |t| t.max(pkt.ttl)));
-    if stats.first_rst.is_some() {
+    if stats.first_rst.is_some() && !pkt.flags.rst {
         stats.packets_after_rst += 1;
+        stats.payload_after_rst += pkt.payload.len() as u64 + u64::from(pkt.payload_missing);
+    }
+    if !pkt.flags.rst && !pkt.flags.fin {
+        stats.ttl_plain_min = Some(stats.ttl_plain_min.map_or(pkt.ttl, |t| t.min(pkt.ttl)));
+        stats.ttl_plain_max = Some(stats.ttl_plain_max.map_or(pkt.ttl, |t| t.max(pkt.ttl)));
+        if stats.first_rst.is_none() {
+            stats.ip_id_before_rst = pkt.ip_id.or(stats.ip_id_before_rst);
+        }
+    }
+    if pkt.flags.rst && stats.rst_seqs.len() < 8 && !stats.rst_seqs.contains(&pkt.seq) {
+        stats.rst_seqs.push(pkt.seq);
+    }
+    let seg_len = pkt.payload.len() as u32 + pkt.payload_missing;
+    if seg_len == 1 && !pkt.flags.syn {
+        stats.one_byte_segments += 1;
+    }
+    if seg_len > stats.largest_segment {
+        stats.largest_segment = seg_len;
+        stats.largest_segment_retransmissions = 0;
     }
     if pkt.window == 0 && !pkt.flags.rst && !pkt.flags.syn && !pkt.flags.fin {
         stats.zero_windows += 1;
@@ -506,6 +542,9 @@ fn on_packet<S: StreamSink>(conn: &mut Conn<S>, pkt: &Packet<'_>, src: SocketAdd
                 .insert(offset, data, &mut |b| sink.data(side, at, b));
             if r.duplicate_bytes > 0 {
                 stats.retransmissions += 1;
+                if seg_len == stats.largest_segment {
+                    stats.largest_segment_retransmissions += 1;
+                }
             }
             if r.conflict {
                 facts.anomalies.push(TcpAnomaly::OverlapConflict {
