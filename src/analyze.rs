@@ -307,6 +307,11 @@ fn build_report(
         if verdict.layer != Layer::None {
             summary.aborted += 1;
         }
+        let kinds: std::collections::BTreeSet<&str> =
+            verdict.findings.iter().map(|f| f.kind.as_str()).collect();
+        for k in kinds {
+            *summary.by_finding.entry(k.to_string()).or_default() += 1;
+        }
         summary.first_seen = Some(
             summary
                 .first_seen

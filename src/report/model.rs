@@ -121,6 +121,8 @@ pub struct Summary {
     pub matched: u32,
     pub disagreements: u32,
     pub by_log_outcome: BTreeMap<String, u32>,
+    /// Connections with each kind of finding (signs of a device in the path, path trouble).
+    pub by_finding: BTreeMap<String, u32>,
 }
 
 /// How a connection was lined up with its ICID, and whether wire and log agree.

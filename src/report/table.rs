@@ -81,19 +81,26 @@ fn log_cell(c: &ConnectionReport) -> String {
     }
 }
 
-/// The reason, with the disagreement with the log when there is one.
+/// The reason, with the findings and the disagreement with the log when there are any.
 fn reason_cell(c: &ConnectionReport) -> String {
+    let mut kinds: Vec<&str> = c.verdict.findings.iter().map(|f| f.kind.as_str()).collect();
+    kinds.dedup();
+    let reason = if kinds.is_empty() {
+        c.verdict.reason.clone()
+    } else {
+        format!("{} [{}]", c.verdict.reason, kinds.join(", "))
+    };
     match &c.log_match {
         Some(m) if m.agreement == Agreement::Disagrees => {
             format!(
                 "{}; ✗ {}",
-                c.verdict.reason,
+                reason,
                 m.agreement_reason
                     .as_deref()
                     .unwrap_or("disagrees with the log")
             )
         }
-        _ => c.verdict.reason.clone(),
+        _ => reason,
     }
 }
 
@@ -146,6 +153,18 @@ pub fn render(report: &Report, width: u16) -> String {
         .collect();
     if !layers.is_empty() {
         out.push_str(&format!("layers: {}\n", layers.join(", ")));
+    }
+    let findings: Vec<String> = report
+        .summary
+        .by_finding
+        .iter()
+        .map(|(k, v)| format!("{v} {k}"))
+        .collect();
+    if !findings.is_empty() {
+        out.push_str(&super::wrap(
+            &format!("findings: {}", findings.join(", ")),
+            width_chars,
+        ));
     }
     if report.clock.is_some() {
         let s = &report.summary;
