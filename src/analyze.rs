@@ -351,6 +351,7 @@ fn build_report(
                 envelope_agrees: m.envelope_agrees,
                 agreement: m.agreement,
                 agreement_reason: m.agreement_reason,
+                filled_in: m.filled_in,
                 log_lines: Vec::new(),
             }),
             close: Close {

@@ -22,10 +22,11 @@ use chrono::{Offset, TimeZone};
 use serde::Serialize;
 
 use crate::maillog::{IcidRecord, LocalTime, LogOutcome, LogZone, MailLog};
+use crate::smtp::Phase;
 use crate::smtp::SessionSummary;
 use crate::tcp::TcpConnection;
 use crate::types::Timestamp;
-use crate::verdict::{Layer, Verdict};
+use crate::verdict::{Cause, Initiator, Layer, Verdict};
 
 const NS: i64 = Timestamp::NANOS_PER_SEC;
 
@@ -114,6 +115,9 @@ pub struct Match {
     pub agreement: Agreement,
     /// Why they disagree (or why it cannot be told), in words.
     pub agreement_reason: Option<String>,
+    /// Where the wire cannot tell how the session ended (encrypted after STARTTLS), the verdict
+    /// the log's outcome gives, with the wire's close.
+    pub filled_in: Option<FilledIn>,
     /// Index of the ICID in [`MailLog::icids`].
     #[serde(skip)]
     pub icid_index: usize,
@@ -513,6 +517,7 @@ pub fn correlate(conns: &[WireView<'_>], log: &MailLog, hint: ClockHint) -> Corr
             envelope_agrees: cd.envelope,
             agreement,
             agreement_reason,
+            filled_in: fill_in(c, rec),
             icid_index: cd.icid,
         });
     }
@@ -624,6 +629,73 @@ fn find_clock(
         supporting_pairs: support,
         header_offset_seconds: header,
     }
+}
+
+/// A verdict the log completes where TLS hid the end of the session from the wire.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FilledIn {
+    pub layer: Layer,
+    pub initiator: Initiator,
+    pub cause: Cause,
+    pub phase: Phase,
+    pub reason: String,
+}
+
+/// What the log tells of a session whose end TLS hid: its MIDs' outcome and `ICID lost`.
+fn fill_in(c: &WireView<'_>, rec: &IcidRecord) -> Option<FilledIn> {
+    let v = c.verdict;
+    if c.smtp.tls.is_none()
+        || v.layer != Layer::Unknown
+        || !matches!(v.cause, Cause::TlsClose | Cause::TlsFin)
+    {
+        return None;
+    }
+    let closer = v.initiator;
+    let (layer, initiator, cause, phase, reason) = match rec.outcome {
+        LogOutcome::Delivered | LogOutcome::NoMessage if rec.lost.is_none() => (
+            Layer::None,
+            Initiator::Client,
+            Cause::Quit,
+            Phase::Quit,
+            "the log shows every message received and no ICID lost: the client said QUIT inside TLS",
+        ),
+        LogOutcome::AbortedBySender => (
+            Layer::Application,
+            Initiator::Client,
+            Cause::QuitBeforeData,
+            Phase::Quit,
+            "the log says aborted by sender: the client said QUIT inside TLS with a message open",
+        ),
+        LogOutcome::Aborted | LogOutcome::Lost if closer == Initiator::Client => (
+            Layer::Network,
+            Initiator::Client,
+            Cause::ClientFinNoQuit,
+            Phase::Tls,
+            "the log says receiving aborted (ICID lost): the client closed inside TLS without QUIT",
+        ),
+        LogOutcome::Aborted | LogOutcome::Lost => (
+            Layer::Server,
+            Initiator::Server,
+            Cause::ServerClose,
+            Phase::Tls,
+            "the log says receiving aborted: the appliance closed inside TLS",
+        ),
+        LogOutcome::Timeout => (
+            Layer::Timeout,
+            Initiator::Server,
+            Cause::IdleTimeout,
+            Phase::Tls,
+            "the log says receiving aborted after the idle timeout",
+        ),
+        _ => return None,
+    };
+    Some(FilledIn {
+        layer,
+        initiator,
+        cause,
+        phase,
+        reason: reason.to_string(),
+    })
 }
 
 /// Whether the wire's verdict tells the log's story.

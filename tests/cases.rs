@@ -194,6 +194,18 @@ fn with_the_mail_log_every_connection_gets_its_icid_and_the_log_agrees() {
                     ));
                 }
             }
+            // Where TLS hid the end, the log fills in the verdict expected with the log.
+            if w["verdict_without_log"] != w["verdict"] {
+                for f in ["layer", "initiator", "cause", "phase"] {
+                    let filled = &g["match"]["filled_in"][f];
+                    if *filled != w["verdict"][f] {
+                        errs.push(format!(
+                            "{case} {}: filled-in {f} expected {}, got {filled}",
+                            w["client"], w["verdict"][f]
+                        ));
+                    }
+                }
+            }
             // Wire and log tell the same story, except where one of them cannot tell.
             let agreement = &g["match"]["agreement"];
             let undecidable = w["verdict_without_log"]["layer"] == "unknown";

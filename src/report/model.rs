@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::capture::CaptureSummary;
-use crate::correlate::{Agreement, Clock, Confidence, UnmatchedIcid};
+use crate::correlate::{Agreement, Clock, Confidence, FilledIn, UnmatchedIcid};
 use crate::maillog::LogSummary;
 use crate::maillog::excerpt::LogLine;
 use crate::smtp::{Phase, SessionSummary};
@@ -135,6 +135,8 @@ pub struct LogMatch {
     pub envelope_agrees: Option<bool>,
     pub agreement: Agreement,
     pub agreement_reason: Option<String>,
+    /// Where TLS hid the end from the wire: the verdict the log's outcome gives.
+    pub filled_in: Option<FilledIn>,
     /// The log lines of the ICID and its MIDs, when asked for (reports for a support case).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub log_lines: Vec<LogLine>,

@@ -91,6 +91,10 @@ fn reason_cell(c: &ConnectionReport) -> String {
         format!("{} [{}]", c.verdict.reason, kinds.join(", "))
     };
     match &c.log_match {
+        Some(m) if m.filled_in.is_some() => {
+            let f = m.filled_in.as_ref().map_or("", |f| f.reason.as_str());
+            format!("{reason}; with the log: {f}")
+        }
         Some(m) if m.agreement == Agreement::Disagrees => {
             format!(
                 "{}; ✗ {}",
