@@ -8,6 +8,7 @@
 pub mod csv;
 pub mod html;
 pub mod json;
+pub mod ladder;
 pub mod log;
 pub mod markdown;
 pub mod model;
