@@ -71,7 +71,9 @@ impl From<MailLogError> for AnalyzeError {
 }
 
 /// Ports where a server is taken to speak SMTP without looking at its bytes.
-pub const SMTP_PORTS: [u16; 3] = [25, 587, 2525];
+/// (465 is SMTP over implicit TLS: the client speaks TLS first, the server sends no banner in
+/// clear.)
+pub const SMTP_PORTS: [u16; 4] = [25, 465, 587, 2525];
 
 /// Client bytes kept while waiting to see whether a connection on another port is SMTP.
 const UNDECIDED_CLIENT_BYTES: usize = 4096;
@@ -130,8 +132,7 @@ impl StreamSink for SmtpSink {
 pub fn analyze(opts: &AnalyzeOptions) -> Result<Report, AnalyzeError> {
     let mut ports: Vec<u16> = SMTP_PORTS.to_vec();
     ports.extend(&opts.extra_ports);
-    let mut server_ports = ports.clone();
-    server_ports.push(465);
+    let server_ports = ports.clone();
     let config = FlowConfig {
         server_ports,
         ..FlowConfig::default()

@@ -689,6 +689,40 @@ fn server_end(
             findings: Vec::new(),
         };
     }
+    // A 421 that says it timed out is the listener's idle timeout even where it seems to answer
+    // a command (seen from the client's side, data the server never received looks answered).
+    if let Some(r) = smtp.last_reply.as_ref().filter(|r| {
+        r.at <= e.ev.at && r.code == Some(421) && {
+            let t = r.text.to_ascii_lowercase();
+            t.contains("timed out") || t.contains("timeout")
+        }
+    }) {
+        let since = client_activity_before(smtp, r.at)
+            .or(server_reply_before(smtp, r.at))
+            .unwrap_or(tcp.first_seen);
+        let silence = r.at.seconds_since(since);
+        ev.push(Evidence {
+            at: Some(r.at),
+            fact: format!(
+                "server sent {} ({silence:.1} s after the client's last command) and closed",
+                reply_words(r)
+            ),
+        });
+        return Verdict {
+            layer: Layer::Timeout,
+            initiator: Initiator::Server,
+            cause: Cause::IdleTimeout,
+            phase: if phase == Phase::AfterData {
+                Phase::Data
+            } else {
+                phase
+            },
+            reason: format!("server timed out ({})", r.code.unwrap_or(421)),
+            evidence: ev,
+            next_steps: String::new(),
+            findings: Vec::new(),
+        };
+    }
     // A refusal (421 or 5xx) that answered the client's last command, then the close.
     if let Some(r) = smtp
         .last_reply
@@ -1023,6 +1057,43 @@ fn findings(tcp: &TcpConnection, smtp: &SessionSummary) -> Vec<Finding> {
                     st.zero_windows
                 ),
             );
+        }
+    }
+    // The client stopped in the middle of the message data and the server gave up later (the
+    // end of the data, if it shows at all, comes only after the server's end: it was lost).
+    let server_end = [
+        tcp.from_server.first_fin.map(|e| e.at),
+        tcp.from_server.first_rst.map(|e| e.at),
+    ]
+    .into_iter()
+    .flatten()
+    .chain(smtp.unprompted_replies.iter().map(|r| r.at))
+    .min();
+    if let (Some(d), Some(end)) = (
+        smtp.transactions.last().and_then(|t| t.data.as_ref()),
+        server_end,
+    ) {
+        let stalled =
+            d.end_at.is_none_or(|e| e >= end) && d.final_reply.as_ref().is_none_or(|r| r.at >= end);
+        let last = tcp
+            .from_client
+            .last_payload_at
+            .filter(|t| *t < end)
+            .or(Some(d.command_at));
+        if let (true, Some(last)) = (stalled, last) {
+            let silence = end.seconds_since(last);
+            if silence >= 2.0 {
+                add(
+                    FindingKind::DataStall,
+                    Some(Side::Client),
+                    Some(last),
+                    None,
+                    format!(
+                        "the message data stalled {silence:.1} s before the server gave up ({} body bytes by then; client retransmissions: {}; server zero windows: {})",
+                        d.bytes, tcp.from_client.retransmissions, tcp.from_server.zero_windows
+                    ),
+                );
+            }
         }
     }
     if tcp.from_client.one_byte_segments >= 5 {

@@ -218,11 +218,12 @@ pub enum SmtpAnomaly {
     MaskedCommand { at: Timestamp, len: usize },
 }
 
-/// Whether `word` is an X'd-out keyword: three or more `X`, optionally ending in `A` (the
-/// pattern Cisco ASA/PIX ESMTP inspection writes over what it hides).
+/// Whether `word` is an X'd-out keyword: three or more `X`, optionally ending in one other
+/// capital letter (`XXXXXXXA`, `XXXXXXXB`: the pattern Cisco ASA/PIX ESMTP inspection writes over
+/// what it hides).
 pub fn is_masked_word(word: &str) -> bool {
-    let w = word.strip_suffix('A').unwrap_or(word);
-    w.len() >= 3 && w.bytes().all(|b| b == b'X')
+    let xs = word.trim_end_matches(|c: char| c.is_ascii_uppercase() && c != 'X');
+    word.len() - xs.len() <= 1 && xs.len() >= 3 && xs.bytes().all(|b| b == b'X')
 }
 
 /// Everything the later stages know of a session's SMTP. Small and owned.

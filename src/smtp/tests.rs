@@ -1331,7 +1331,12 @@ fn masked_keywords_and_commands_are_recorded() {
     s.on_data(Side::Server, t, b"500 unrecognized command\r\n");
     let sum = s.summary();
     assert_eq!(kinds(&sum), vec!["masked_reply_line", "masked_command"]);
-    assert!(super::is_masked_word("XXXXXXXA") && super::is_masked_word("XXXX"));
+    assert!(
+        super::is_masked_word("XXXXXXXA")
+            && super::is_masked_word("XXXXXXXB")
+            && super::is_masked_word("XXXX")
+    );
+    assert!(!super::is_masked_word("XXXXAB"));
     assert!(
         !super::is_masked_word("XX")
             && !super::is_masked_word("XXAX")
