@@ -9,7 +9,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::smtp::{Phase, Reply, SessionSummary, SmtpAnomaly, Transaction};
+use crate::smtp::{DataKind, Phase, Reply, SessionSummary, SmtpAnomaly, Transaction};
 use crate::tcp::{CloseEvent, TcpConnection};
 use crate::types::{Side, Timestamp};
 
@@ -1073,8 +1073,13 @@ fn findings(tcp: &TcpConnection, smtp: &SessionSummary) -> Vec<Finding> {
         smtp.transactions.last().and_then(|t| t.data.as_ref()),
         server_end,
     ) {
-        let stalled =
-            d.end_at.is_none_or(|e| e >= end) && d.final_reply.as_ref().is_none_or(|r| r.at >= end);
+        // Only data the server was taking (a 354, or BDAT), not a refused DATA.
+        let accepted = d.refused.is_none()
+            && (d.kind == DataKind::Bdat
+                || d.go_ahead.as_ref().is_some_and(|r| r.code == Some(354)));
+        let stalled = accepted
+            && d.end_at.is_none_or(|e| e >= end)
+            && d.final_reply.as_ref().is_none_or(|r| r.at >= end);
         let last = tcp
             .from_client
             .last_payload_at
