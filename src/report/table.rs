@@ -6,50 +6,10 @@ use comfy_table::{
     presets::{UTF8_FULL_CONDENSED, UTF8_HORIZONTAL_ONLY},
 };
 
+use super::ladder::ended_by;
 use super::{ConnectionReport, Report};
 use crate::correlate::{Agreement, Clock, ClockSource};
 use crate::types::Timestamp;
-use crate::verdict::Cause;
-
-/// How the connection was ended, in a couple of words ("client RST", "server 421").
-fn ended_by(c: &ConnectionReport) -> String {
-    let v = &c.verdict;
-    match v.cause {
-        Cause::Quit | Cause::QuitBeforeData | Cause::QuitDuringData | Cause::RsetBeforeData => {
-            "client QUIT".into()
-        }
-        Cause::IdleTimeout => match c
-            .smtp
-            .session
-            .unprompted_replies
-            .first()
-            .and_then(|r| r.code)
-        {
-            Some(code) => format!("server {code}"),
-            None => "server FIN".into(),
-        },
-        Cause::CaptureEnded | Cause::PayloadNotCaptured if v.initiator.as_str() == "none" => {
-            "—".into()
-        }
-        _ => {
-            let fin = c
-                .close
-                .first_fin
-                .filter(|f| f.side.as_str() == v.initiator.as_str());
-            let rst = c
-                .close
-                .first_rst
-                .filter(|f| f.side.as_str() == v.initiator.as_str());
-            let kind = match (fin, rst) {
-                (Some(f), Some(r)) if r.at < f.at => "RST",
-                (Some(_), _) => "FIN",
-                (None, Some(_)) => "RST",
-                (None, None) => "close",
-            };
-            format!("{} {kind}", v.initiator)
-        }
-    }
-}
 
 fn messages(c: &ConnectionReport) -> String {
     format!("{}/{}", c.smtp.completed, c.smtp.transactions)
