@@ -208,6 +208,8 @@ class Session(threading.Thread):
                  f"address {self.client_ip} reverse dns host unknown verified no")
         self.log(f"ICID {self.icid} ACCEPT SG UNKNOWNLIST match  SBRS None")
         try:
+            if self.srv.args.implicit_tls:
+                self.start_tls(c)   # SMTPS (port 465): TLS from the first byte, banner inside
             c.reply(f"220 {HOSTNAME} ESMTP")
             ended = self.loop(c)
         except Closed as e:
@@ -263,16 +265,7 @@ class Session(threading.Thread):
                 c.reply("220 Go ahead with TLS")
                 c.flush()
                 c.buf.clear()   # anything pipelined after STARTTLS is discarded (RFC 3207)
-                try:
-                    tls = self.srv.ssl_ctx.wrap_socket(c.sock, server_side=True)
-                except (ssl.SSLError, OSError):
-                    self.log(f"ICID {self.icid} TLS failed")
-                    raise Closed("reset")
-                c.sock = tls
-                c.sock.settimeout(self.srv.idle_timeout)
-                self.tls = True
-                name, proto, _bits = tls.cipher()
-                self.log(f"ICID {self.icid} TLS success protocol {proto} cipher {name}")
+                self.start_tls(c)
                 self.reset_transaction()
             elif verb == "MAIL":
                 if self.mid is not None:
@@ -347,6 +340,25 @@ class Session(threading.Thread):
             else:
                 c.reply("500 #5.5.1 command not recognized")
 
+    def start_tls(self, c):
+        """Server side of the TLS handshake on the connection's socket (after STARTTLS, or at
+        once for implicit TLS); logs `TLS success` or `TLS failed: ...` like the appliance."""
+        try:
+            tls = self.srv.ssl_ctx.wrap_socket(c.sock, server_side=True)
+        except ssl.SSLError as e:
+            # like the appliance's `TLS failed: (code, 'error:...:reason')`
+            why = str(e.strerror or e).split("] ", 1)[-1].split(" (_ssl.c", 1)[0]
+            self.log(f"ICID {self.icid} TLS failed: ({e.errno}, 'error:SSL routines::{why}')")
+            raise Closed("reset")
+        except OSError:
+            self.log(f"ICID {self.icid} TLS failed")
+            raise Closed("reset")
+        c.sock = tls
+        c.sock.settimeout(self.srv.idle_timeout)
+        self.tls = True
+        name, proto, _bits = tls.cipher()
+        self.log(f"ICID {self.icid} TLS success protocol {proto} cipher {name}")
+
     def reset_transaction(self):
         # RSET (or a new EHLO / STARTTLS) with an open MID: the sender gave the message up.
         self.abort_open_mid("Receiving aborted by sender")
@@ -411,7 +423,11 @@ class Server:
             ctx.maximum_version = ssl.TLSVersion.TLSv1_2
             ctx.minimum_version = ssl.TLSVersion.TLSv1_2
             ctx.load_cert_chain(args.cert, args.key)
+            if args.tls_ciphers:
+                ctx.set_ciphers(args.tls_ciphers)
             self.ssl_ctx = ctx
+        if args.implicit_tls and self.ssl_ctx is None:
+            raise SystemExit("--implicit-tls needs --cert and --key")
         self.sessions_lock = threading.Lock()
         self.deliver_lock = threading.Lock()
 
@@ -490,6 +506,9 @@ def main():
     p.add_argument("--delivery-to", default="203.0.113.50")
     p.add_argument("--cert")
     p.add_argument("--key")
+    p.add_argument("--tls-ciphers", help="OpenSSL cipher list for TLS 1.2 (default: OpenSSL's)")
+    p.add_argument("--implicit-tls", action="store_true",
+                   help="TLS from the first byte (SMTPS, port 465): no STARTTLS, banner inside TLS")
     args = p.parse_args()
     Server(args).serve()
 

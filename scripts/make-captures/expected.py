@@ -407,7 +407,10 @@ def read_log(path):
         if rec["mids"]:
             rec["log_outcome"] = mids[rec["mids"][-1]]
         else:
-            rec["log_outcome"] = "rejected" if rec["rejected"] else None
+            # As icidtrace's log stage words it: refused, lost without a message, or closed
+            # without one.
+            rec["log_outcome"] = ("rejected" if rec["rejected"]
+                                  else "lost" if rec["lost"] else "no_message")
     return icids
 
 
