@@ -8,10 +8,11 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use chrono::Datelike;
 
-use crate::capture::{self, CaptureError, CaptureSummary, ReadOptions};
+use crate::capture::{self, CaptureError, CaptureSummary, Progress, ReadOptions};
 use crate::correlate::{self, Agreement, ClockHint, ClockSource, WireView};
 use crate::maillog::{self, LogOptions, MailLogError, YearHint};
 use crate::report::{
@@ -38,6 +39,112 @@ pub struct AnalyzeOptions {
     /// Read the matched ICIDs' log lines again to put their text in the report (for reports
     /// meant to be attached to a case).
     pub log_lines: bool,
+    /// Called as the inputs are read (every few MiB of a capture, before and after the logs),
+    /// for a progress bar; `None` reports nothing.
+    pub progress: Option<ProgressHook>,
+}
+
+/// Which part of the work a [`ProgressEvent`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressStage {
+    /// Reading the captures (the analysis).
+    Captures,
+    /// Reading the mail logs.
+    Logs,
+    /// Reading the captures again to cut out connections (`--export`).
+    Export,
+}
+
+/// How far a stage is: bytes of its inputs read so far (compressed bytes for gzip), against
+/// their size on disk when every input has one (not standard input).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProgressEvent {
+    pub stage: ProgressStage,
+    /// The input being read (0-based) and how many inputs the stage reads.
+    pub file: usize,
+    pub files: usize,
+    pub bytes_done: u64,
+    pub bytes_total: Option<u64>,
+    /// The stage is over.
+    pub finished: bool,
+}
+
+/// A progress callback; cheap to clone, shareable across the stages of one run.
+#[derive(Clone)]
+pub struct ProgressHook(Arc<dyn Fn(&ProgressEvent) + Send + Sync>);
+
+impl ProgressHook {
+    pub fn new(f: impl Fn(&ProgressEvent) + Send + Sync + 'static) -> Self {
+        ProgressHook(Arc::new(f))
+    }
+
+    pub fn report(&self, e: &ProgressEvent) {
+        (self.0)(e);
+    }
+}
+
+impl std::fmt::Debug for ProgressHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProgressHook")
+    }
+}
+
+/// Turns the capture stage's per-input [`Progress`] into [`ProgressEvent`]s over all inputs.
+#[derive(Debug, Clone)]
+pub struct CaptureProgress {
+    stage: ProgressStage,
+    sizes: Vec<Option<u64>>,
+    done: Vec<u64>,
+}
+
+impl CaptureProgress {
+    /// `inputs` as given to the capture stage (`-` is standard input, of unknown size).
+    pub fn new(stage: ProgressStage, inputs: &[String]) -> Self {
+        CaptureProgress {
+            stage,
+            sizes: inputs.iter().map(|i| file_size(i)).collect(),
+            done: vec![0; inputs.len()],
+        }
+    }
+
+    pub fn event(&mut self, p: Progress, finished: bool) -> ProgressEvent {
+        if let Some(d) = self.done.get_mut(usize::from(p.file)) {
+            *d = p.bytes_read;
+        }
+        ProgressEvent {
+            stage: self.stage,
+            file: usize::from(p.file),
+            files: self.sizes.len(),
+            bytes_done: self.done.iter().sum(),
+            bytes_total: self.sizes.iter().copied().sum(),
+            finished,
+        }
+    }
+
+    /// The event that closes the stage: every input read.
+    pub fn finished(&mut self) -> ProgressEvent {
+        for (d, s) in self.done.iter_mut().zip(&self.sizes) {
+            if let Some(s) = s {
+                *d = (*d).max(*s);
+            }
+        }
+        let files = self.sizes.len();
+        ProgressEvent {
+            stage: self.stage,
+            file: files.saturating_sub(1),
+            files,
+            bytes_done: self.done.iter().sum(),
+            bytes_total: self.sizes.iter().copied().sum(),
+            finished: true,
+        }
+    }
+}
+
+fn file_size(input: &str) -> Option<u64> {
+    if input == "-" {
+        return None;
+    }
+    std::fs::metadata(input).ok().map(|m| m.len())
 }
 
 /// What stopped an analysis before it produced a report.
@@ -150,10 +257,23 @@ pub fn analyze(opts: &AnalyzeOptions) -> Result<Report, AnalyzeError> {
     let read_opts = ReadOptions {
         filter: opts.filter.clone(),
     };
-    let captures = capture::read_captures(&opts.captures, &read_opts, &mut |pkt| {
-        table.process(pkt, &mut new_sink);
-        done.extend(table.drain_finished());
-    })?;
+    let mut progress = CaptureProgress::new(ProgressStage::Captures, &opts.captures);
+    let captures = capture::read_captures_with_progress(
+        &opts.captures,
+        &read_opts,
+        &mut |pkt| {
+            table.process(pkt, &mut new_sink);
+            done.extend(table.drain_finished());
+        },
+        &mut |p| {
+            if let Some(h) = &opts.progress {
+                h.report(&progress.event(p, false));
+            }
+        },
+    )?;
+    if let Some(h) = &opts.progress {
+        h.report(&progress.finished());
+    }
     done.extend(table.finish_all());
 
     // Stage outputs per SMTP connection, in time order.
@@ -185,7 +305,28 @@ pub fn analyze(opts: &AnalyzeOptions) -> Result<Report, AnalyzeError> {
             year_hint,
             ..LogOptions::default()
         };
-        Some(maillog::read_logs(&opts.logs, &log_opts)?)
+        // The log stage has no progress hook of its own: the bar says when it starts and ends.
+        let total: Option<u64> = opts
+            .logs
+            .iter()
+            .map(|p| std::fs::metadata(p).ok().map(|m| m.len()))
+            .sum();
+        let event = |finished: bool| ProgressEvent {
+            stage: ProgressStage::Logs,
+            file: 0,
+            files: opts.logs.len(),
+            bytes_done: if finished { total.unwrap_or(0) } else { 0 },
+            bytes_total: total,
+            finished,
+        };
+        if let Some(h) = &opts.progress {
+            h.report(&event(false));
+        }
+        let log = maillog::read_logs(&opts.logs, &log_opts)?;
+        if let Some(h) = &opts.progress {
+            h.report(&event(true));
+        }
+        Some(log)
     };
     let correlation = log.as_ref().map(|log| {
         let views: Vec<WireView<'_>> = conns

@@ -3,6 +3,7 @@
 //! Contract: everything the user types is checked here; the stages receive typed options.
 //! No protocol rules live here.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -54,7 +55,10 @@ pub enum Command {
         "  icidtrace analyze big.pcap --filter 'host 198.51.100.7' --port 10025\n",
         "  icidtrace analyze capture.pcap --log mail.current --log mail.@20140814T110431.s\n",
         "  icidtrace analyze capture.pcap --log mail_logs --log-tz Europe/Berlin\n",
-        "  icidtrace analyze capture.pcap --format csv -o report.csv\n\n",
+        "  icidtrace analyze capture.pcap --format csv -o report.csv\n",
+        "  icidtrace analyze capture.pcap --log mail_logs --connection 198.51.100.10:50542\n",
+        "  icidtrace analyze capture.pcap --log mail_logs --icid 45001\n",
+        "  icidtrace analyze capture.pcap --log mail_logs --export case-123 --redact\n\n",
         "Table width: --width, else $COLUMNS, else the terminal's width, else 100 columns\n",
         "(when standard output is not a terminal, or with -o FILE).\n\n",
         "Exit codes:\n",
@@ -143,6 +147,56 @@ pub struct AnalyzeArgs {
         requires = "logs"
     )]
     pub clock_offset: Option<i64>,
+
+    /// Tell one connection's whole story instead of the table: timeline, verdict and why, log
+    /// lines. The client's address and port as in the table (IPv6: [addr]:port).
+    #[arg(long, value_name = "CLIENT:PORT", value_parser = parse_client, conflicts_with = "icid")]
+    pub connection: Option<SocketAddr>,
+
+    /// Tell the story of the connection matched to this ICID (needs --log).
+    #[arg(long, value_name = "N", requires = "logs")]
+    pub icid: Option<u64>,
+
+    /// Write what a support case needs into DIR: the report as Markdown, HTML and JSON, a pcap
+    /// and the log lines of each aborted or disagreeing connection, and a README.txt listing
+    /// them. DIR is created if missing and must be empty unless --force is given.
+    #[arg(long, value_name = "DIR")]
+    pub export: Option<PathBuf>,
+
+    /// With --export: write into a directory that is not empty (the files of an earlier export
+    /// are replaced, other files are kept).
+    #[arg(long, requires = "export")]
+    pub force: bool,
+
+    /// Replace e-mail local parts and host names (EHLO, reverse DNS, banner, replies, log
+    /// lines) by tokens, the same original always by the same token (user-1@domain-1.example,
+    /// host-2.example), in every output and in exported pcaps.
+    #[arg(long)]
+    pub redact: bool,
+
+    /// --redact, and IP addresses too (documentation-range tokens, also in pcap headers).
+    #[arg(long)]
+    pub redact_ips: bool,
+
+    /// No progress bar (it is shown only on a terminal, for long runs) and no --export summary
+    /// line; warnings and errors are still printed.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+impl AnalyzeArgs {
+    /// Whether names (and with `--redact-ips`, addresses) are to be redacted.
+    pub fn redacting(&self) -> bool {
+        self.redact || self.redact_ips
+    }
+}
+
+fn parse_client(s: &str) -> Result<SocketAddr, String> {
+    s.trim().parse::<SocketAddr>().map_err(|_| {
+        format!(
+            "'{s}' is not CLIENT:PORT: give the client's address and port as the table shows              them, e.g. 198.51.100.10:50542, or [2001:db8::7]:40000 for IPv6"
+        )
+    })
 }
 
 fn parse_zone(s: &str) -> Result<chrono_tz::Tz, String> {

@@ -1,6 +1,7 @@
 //! `icidtrace`: flags in, report out. All the work is in the library's stages.
 #![forbid(unsafe_code)]
 
+use std::borrow::Cow;
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -12,8 +13,12 @@ use icidtrace::cli::{
     AnalyzeArgs, Cli, Command, DEFAULT_WIDTH, Format, LogArgs, MIN_WIDTH, ReportFormat, exit,
 };
 use icidtrace::correlate::ClockHint;
+use icidtrace::export;
 use icidtrace::maillog::LogSummary;
+use icidtrace::redact::{self, Redactor};
 use icidtrace::report;
+
+mod progress;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -91,21 +96,54 @@ fn run_analyze(args: &AnalyzeArgs) -> i32 {
         );
         return exit::BAD_INPUT;
     }
+    let selecting = args.connection.is_some() || args.icid.is_some();
+    if selecting
+        && matches!(
+            args.format,
+            ReportFormat::Csv | ReportFormat::Markdown | ReportFormat::Html
+        )
+    {
+        say(
+            "--connection and --icid tell one connection's story as text (or as JSON with --format json); \
+             for a Markdown or HTML report of every connection, leave them out (or use --export DIR)",
+        );
+        return exit::BAD_INPUT;
+    }
+    // Everything about the export directory is checked before the analysis, which may be long.
+    if let Some(dir) = &args.export {
+        if args.captures.iter().any(|c| c == "-") {
+            say(
+                "--export reads the captures a second time to cut out each connection's packets: \
+                 standard input cannot be read twice; save the capture to a file first",
+            );
+            return exit::BAD_INPUT;
+        }
+        if let Err(e) = export::prepare_dir(dir, args.force) {
+            say(&e.to_string());
+            return exit::BAD_INPUT;
+        }
+    }
     let clock = match (args.log_tz, args.clock_offset) {
         (Some(tz), _) => ClockHint::Zone(tz),
         (None, Some(s)) => ClockHint::Offset(s),
         (None, None) => ClockHint::Auto,
     };
+    let bar = progress::Bar::new(!args.quiet && io::stderr().is_terminal());
     let opts = AnalyzeOptions {
         captures: args.captures.clone(),
         filter: args.filter.clone(),
         extra_ports: args.ports.clone(),
         logs: args.logs.clone(),
         clock,
-        // Reports for a support case quote the log lines of each ICID.
-        log_lines: matches!(args.format, ReportFormat::Markdown | ReportFormat::Html),
+        // Reports for a support case, and one connection's story, quote the log lines.
+        log_lines: matches!(args.format, ReportFormat::Markdown | ReportFormat::Html)
+            || selecting
+            || args.export.is_some(),
+        progress: bar.hook(),
     };
-    let report = match analyze::analyze(&opts) {
+    let report = analyze::analyze(&opts);
+    bar.clear();
+    let report = match report {
         Ok(r) => r,
         Err(e) => {
             say(&e.to_string());
@@ -115,24 +153,94 @@ fn run_analyze(args: &AnalyzeArgs) -> i32 {
     if let Err(code) = check_logs_are_logs(report.logs.as_ref()) {
         return code;
     }
-    let file = output_file(args.output.as_deref());
-    let text = match args.format {
-        ReportFormat::Table => {
-            report::table::render(&report, table_width(args.width, file.is_none()))
+    let selected = match select(args, &report) {
+        Ok(s) => s,
+        Err(msg) => {
+            say(&msg);
+            return exit::BAD_INPUT;
         }
-        ReportFormat::Json => report::json::render(&report),
-        ReportFormat::Csv => report::csv::render(&report),
-        ReportFormat::Markdown => report::markdown::render(&report),
-        ReportFormat::Html => report::html::render(&report),
     };
+
+    // What the user sees: the report, redacted when asked (one mapping for every output).
+    let mut redactor = args.redacting().then(|| Redactor::new(args.redact_ips));
+    let shown = match redactor.as_mut() {
+        Some(r) => Cow::Owned(redact::redact_report(&report, r)),
+        None => Cow::Borrowed(&report),
+    };
+    let scrub = |text: String, r: &Option<Redactor>| match r {
+        Some(r) => r.scrub(&text),
+        None => text,
+    };
+
+    let file = output_file(args.output.as_deref());
+    let width = || table_width(args.width, file.is_none());
+    let text = match (&selected, args.format) {
+        (Some(idx), ReportFormat::Json) => {
+            let conns: Vec<&report::ConnectionReport> = idx
+                .iter()
+                .filter_map(|i| shown.connections.get(*i))
+                .collect();
+            let mut j = serde_json::to_string_pretty(&conns).unwrap_or_default();
+            j.push('\n');
+            j
+        }
+        (Some(idx), _) => report::detail::render(&shown, idx, width()),
+        (None, ReportFormat::Table) => report::table::render(&shown, width()),
+        (None, ReportFormat::Json) => report::json::render(&shown),
+        (None, ReportFormat::Csv) => report::csv::render(&shown),
+        (None, ReportFormat::Markdown) => report::markdown::render(&shown),
+        (None, ReportFormat::Html) => report::html::render(&shown),
+    };
+    let text = scrub(text, &redactor);
+
+    let mut export_failed = false;
+    if let Some(dir) = &args.export {
+        let files = export::ReportFiles {
+            markdown: scrub(report::markdown::render(&shown), &redactor),
+            html: scrub(report::html::render(&shown), &redactor),
+            json: scrub(report::json::render(&shown), &redactor),
+        };
+        let eopts = export::ExportOptions {
+            dir: dir.clone(),
+            captures: args.captures.clone(),
+            filter: args.filter.clone(),
+            logs: args.logs.clone(),
+            progress: bar.hook(),
+        };
+        let done = export::export(&report, &shown, &files, &eopts, redactor.as_mut());
+        bar.clear();
+        match done {
+            Ok(x) => {
+                for n in &x.notes {
+                    say(&format!("warning: {n}"));
+                }
+                if !args.quiet {
+                    say(&format!(
+                        "exported {} files to {} ({} lists them)",
+                        x.files.len(),
+                        dir.display(),
+                        dir.join("README.txt").display()
+                    ));
+                }
+            }
+            Err(e) => {
+                say(&e.to_string());
+                export_failed = true;
+            }
+        }
+    }
+
     if let Err(code) = emit(&text, file) {
         return code;
     }
+    if export_failed {
+        return exit::BAD_INPUT;
+    }
     // Damage is in the report (and the table); say it on stderr too when the output went
     // elsewhere. A damaged log is not in the table: say it always.
-    let table_on_stdout = args.format == ReportFormat::Table && file.is_none();
+    let table_on_stdout = args.format == ReportFormat::Table && file.is_none() && !selecting;
     if !table_on_stdout {
-        for p in &report.problems {
+        for p in &shown.problems {
             say(&format!("warning: {p}"));
         }
     }
@@ -147,6 +255,106 @@ fn run_analyze(args: &AnalyzeArgs) -> i32 {
     } else {
         exit::PARTIAL
     }
+}
+
+/// The connections `--connection` or `--icid` select (indices into the report), `None` when
+/// neither was given; an error that says how to find the right one when nothing matches.
+fn select(args: &AnalyzeArgs, report: &report::Report) -> Result<Option<Vec<usize>>, String> {
+    let conns = &report.connections;
+    if let Some(want) = args.connection {
+        let found: Vec<usize> = (0..conns.len())
+            .filter(|&i| conns[i].tcp.client == want)
+            .collect();
+        if !found.is_empty() {
+            return Ok(Some(found));
+        }
+        let same_ip: Vec<u16> = conns
+            .iter()
+            .filter(|c| c.tcp.client.ip() == want.ip())
+            .map(|c| c.tcp.client.port())
+            .collect();
+        let mut msg = format!("--connection {want}: no SMTP connection from {want} in the capture");
+        if conns.iter().any(|c| c.tcp.server == want) {
+            msg.push_str(&format!(
+                "; {want} is a server's address: give the client's address and port"
+            ));
+        } else if !same_ip.is_empty() {
+            let shown: Vec<String> = same_ip.iter().take(12).map(u16::to_string).collect();
+            msg.push_str(&format!(
+                "; {} has {} connection(s), from port(s) {}{}",
+                want.ip(),
+                same_ip.len(),
+                shown.join(", "),
+                if same_ip.len() > 12 { ", ..." } else { "" }
+            ));
+        } else {
+            let mut clients: Vec<String> = conns
+                .iter()
+                .map(|c| c.tcp.client.ip().to_string())
+                .collect();
+            clients.dedup();
+            clients.sort();
+            clients.dedup();
+            if clients.is_empty() {
+                msg.push_str("; the capture holds no SMTP connection");
+            } else {
+                msg.push_str(&format!(
+                    "; clients in the capture: {}{}",
+                    clients
+                        .iter()
+                        .take(8)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    if clients.len() > 8 { ", ..." } else { "" }
+                ));
+            }
+        }
+        msg.push_str(
+            ". The table's Connection column (icidtrace analyze CAPTURE) shows each client as \
+             address:port; --format json lists them as connections[].client",
+        );
+        return Err(msg);
+    }
+    if let Some(icid) = args.icid {
+        let found: Vec<usize> = (0..conns.len())
+            .filter(|&i| conns[i].icid == Some(icid))
+            .collect();
+        if !found.is_empty() {
+            return Ok(Some(found));
+        }
+        let mut msg =
+            format!("--icid {icid}: no connection in the capture was matched to ICID {icid}");
+        if let Some(u) = report.unmatched_icids.iter().find(|u| u.icid == icid) {
+            msg.push_str(&format!(
+                "; the log has it ({}), but no connection matched: {}",
+                u.log_outcome.as_str(),
+                u.reason
+            ));
+        } else {
+            let matched: Vec<String> = conns
+                .iter()
+                .filter_map(|c| c.icid.map(|i| i.to_string()))
+                .take(12)
+                .collect();
+            if matched.is_empty() {
+                msg.push_str(
+                    "; no connection was matched to any ICID (is it the log of this capture?)",
+                );
+            } else {
+                msg.push_str(&format!("; ICIDs matched: {}", matched.join(", ")));
+                if report.summary.matched as usize > matched.len() {
+                    msg.push_str(", ...");
+                }
+            }
+        }
+        msg.push_str(
+            ". The table's ICID column shows the ICID of each connection; `icidtrace log LOG` \
+             lists every ICID of the log; --connection CLIENT:PORT selects by address instead",
+        );
+        return Err(msg);
+    }
+    Ok(None)
 }
 
 /// Refuses a "log" in which no line is a mail_logs line (a capture given as `--log`, say):

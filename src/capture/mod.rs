@@ -6,7 +6,9 @@
 //! a file stops that file only; everything decoded before it has been delivered, and the damage
 //! is returned as data ([`FileSummary::damage`]).
 //!
-//! Entry point: [`read_captures`] (or [`read_captures_with_progress`]) with [`ReadOptions`];
+//! Entry point: [`read_captures`] (or [`read_captures_with_progress`]) with [`ReadOptions`]; tools
+//! that copy records out (per-connection pcaps) use [`read_records`], which hands over each raw
+//! record with its link type next to the decoded [`Packet`];
 //! it returns a [`CaptureSummary`] (one [`FileSummary`] per input, serializable for the report)
 //! or, before any packet was delivered, a [`CaptureError`]. Records that are not TCP/IP are
 //! counted by reason ([`IgnoredCounts`]), never delivered. Submodules: `reader` (one input:
@@ -221,6 +223,54 @@ pub fn read_captures_with_progress(
     on_packet: &mut dyn FnMut(&Packet<'_>),
     on_progress: &mut dyn FnMut(Progress),
 ) -> Result<CaptureSummary, CaptureError> {
+    read_records(
+        inputs,
+        opts,
+        &mut |r| {
+            if let Some(p) = &r.packet {
+                on_packet(p);
+            }
+        },
+        on_progress,
+    )
+}
+
+/// One record as it was read, with what it decoded to: for tools that copy records out of the
+/// captures (a pcap of one connection) rather than analyse them.
+#[derive(Debug, Clone, Copy)]
+pub struct RawRecord<'a> {
+    /// Input index and record number (`frame.file` is the index into the inputs).
+    pub frame: FrameRef,
+    pub ts: Timestamp,
+    /// The record's LINKTYPE_* value (per interface in pcapng).
+    pub link_type: u32,
+    /// The captured bytes, link layer included.
+    pub data: &'a [u8],
+    /// The length of the packet on the wire (`data` may be shorter: snaplen).
+    pub orig_len: u32,
+    /// The TCP segment it decoded to; `None` for records that are not TCP/IP (or of a link
+    /// type that is not decoded).
+    pub packet: Option<Packet<'a>>,
+}
+
+impl RawRecord<'_> {
+    /// Where the IP header starts in [`Self::data`], for a record of a decoded link type that
+    /// carries IP.
+    pub fn ip_offset(&self) -> Option<usize> {
+        let (_, ip) = link::network_layer(self.link_type, self.data).ok()?;
+        (ip.as_ptr() as usize).checked_sub(self.data.as_ptr() as usize)
+    }
+}
+
+/// Like [`read_captures_with_progress`], but hands every record that passes the filter to
+/// `on_record` (TCP segments with their decoded [`Packet`], other records with `None`), raw
+/// bytes and link type included. Same merge order, same errors, same summary.
+pub fn read_records(
+    inputs: &[String],
+    opts: &ReadOptions,
+    on_record: &mut dyn FnMut(&RawRecord<'_>),
+    on_progress: &mut dyn FnMut(Progress),
+) -> Result<CaptureSummary, CaptureError> {
     if inputs.len() > usize::from(u16::MAX) + 1 {
         return Err(CaptureError::new(
             None,
@@ -290,7 +340,7 @@ pub fn read_captures_with_progress(
     if sources.len() == 1 {
         if let Some(s) = sources.first_mut() {
             while s.current_ts().is_some() {
-                run.process(s, on_packet);
+                run.process(s, on_record);
                 s.advance();
                 run.progress(s, on_progress, false);
             }
@@ -310,7 +360,7 @@ pub fn read_captures_with_progress(
             let Some(s) = sources.get_mut(usize::from(idx)) else {
                 continue;
             };
-            run.process(s, on_packet);
+            run.process(s, on_record);
             if s.advance() {
                 if let Some(ts) = s.current_ts() {
                     heap.push(Reverse((ts, idx)));
@@ -357,13 +407,23 @@ struct Run {
 
 impl Run {
     /// Filters, decodes and delivers the current record of `s`.
-    fn process(&mut self, s: &mut Source, on_packet: &mut dyn FnMut(&Packet<'_>)) {
+    fn process(&mut self, s: &mut Source, on_record: &mut dyn FnMut(&RawRecord<'_>)) {
         let Some(rec) = s.current() else {
             return;
         };
-        let (link_type, data, frame, ts) = (rec.link_type, rec.data, rec.frame, rec.ts);
+        let (link_type, data, frame, ts, orig_len) =
+            (rec.link_type, rec.data, rec.frame, rec.ts, rec.orig_len);
+        let raw = |packet| RawRecord {
+            frame,
+            ts,
+            link_type,
+            data,
+            orig_len,
+            packet,
+        };
         if !link::is_supported(link_type) {
             self.summary.ignored.add(Ignored::UnsupportedLink);
+            on_record(&raw(None));
             return;
         }
         if let Some(f) = self.filter.as_mut() {
@@ -399,10 +459,13 @@ impl Run {
                 if p.payload_missing > 0 {
                     self.summary.truncated_packets += 1;
                 }
-                on_packet(&p);
+                on_record(&raw(Some(p)));
                 s.summary_mut().tcp_packets += 1;
             }
-            Err(why) => self.summary.ignored.add(why),
+            Err(why) => {
+                self.summary.ignored.add(why);
+                on_record(&raw(None));
+            }
         }
     }
 

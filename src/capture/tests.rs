@@ -774,6 +774,59 @@ fn progress_is_reported_per_file() {
 }
 
 #[test]
+fn raw_records_carry_bytes_link_type_and_the_decoded_packet() {
+    let mut w = PcapWriter::new(1, 65535);
+    let tcp = eth_ipv4_tcp(&[100], 40000, 25, 7, b"EHLO x\r\n");
+    w.packet(1, 0, &tcp);
+    // An ARP frame: not TCP/IP, delivered raw without a packet.
+    let mut arp = vec![0xff; 12];
+    arp.extend_from_slice(&[0x08, 0x06]);
+    arp.extend_from_slice(&[0; 28]);
+    w.packet(2, 0, &arp);
+    let f = temp(&w.buf);
+    type Seen = (
+        u64,
+        u32,
+        Vec<u8>,
+        u32,
+        Option<(u16, Vec<u8>)>,
+        Option<usize>,
+    );
+    let mut seen: Vec<Seen> = Vec::new();
+    let s = read_records(
+        &[path(&f)],
+        &ReadOptions::default(),
+        &mut |r| {
+            seen.push((
+                r.frame.number,
+                r.link_type,
+                r.data.to_vec(),
+                r.orig_len,
+                r.packet.map(|p| (p.src_port, p.payload.to_vec())),
+                r.ip_offset(),
+            ));
+        },
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].0, 1);
+    assert_eq!(seen[0].1, 1);
+    assert_eq!(seen[0].2, tcp);
+    assert_eq!(seen[0].3, tcp.len() as u32);
+    assert_eq!(seen[0].4, Some((40000, b"EHLO x\r\n".to_vec())));
+    // Ethernet (14) + one 802.1Q tag (4).
+    assert_eq!(seen[0].5, Some(18));
+    assert_eq!(tcp[18] >> 4, 4);
+    assert_eq!(seen[1].2, arp);
+    assert_eq!(seen[1].4, None);
+    // The summary is the one read_captures gives.
+    let (s2, _) = read_one(&w.buf);
+    assert_eq!(s.tcp_packets, s2.tcp_packets);
+    assert_eq!(s.other_packets, s2.other_packets);
+}
+
+#[test]
 fn summary_serializes() {
     let mut w = PcapWriter::new(1, 65535);
     w.packet(1, 0, &eth_ipv4_tcp(&[], 1, 25, 1, b""));

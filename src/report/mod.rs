@@ -6,6 +6,7 @@
 //! The JSON field names listed in the design are a stable contract for users' scripts.
 
 pub mod csv;
+pub mod detail;
 pub mod html;
 pub mod json;
 pub mod ladder;
