@@ -258,12 +258,20 @@ pub fn analyze(opts: &AnalyzeOptions) -> Result<Report, AnalyzeError> {
         filter: opts.filter.clone(),
     };
     let mut progress = CaptureProgress::new(ProgressStage::Captures, &opts.captures);
-    let captures = capture::read_captures_with_progress(
+    let captures = capture::read_records(
         &opts.captures,
         &read_opts,
-        &mut |pkt| {
-            table.process(pkt, &mut new_sink);
-            done.extend(table.drain_finished());
+        &mut |rec| match &rec.packet {
+            Some(pkt) => {
+                table.process(pkt, &mut new_sink);
+                done.extend(table.drain_finished());
+            }
+            // ICMP about a connection's path (too big for the next hop) goes to that connection.
+            None => {
+                if let Some(sig) = capture::icmp::path_mtu_signal(rec) {
+                    table.path_mtu(sig.quoted_src, sig.quoted_dst, sig.mtu, sig.ts, sig.frame);
+                }
+            }
         },
         &mut |p| {
             if let Some(h) = &opts.progress {

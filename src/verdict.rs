@@ -194,6 +194,7 @@ pub enum FindingKind {
     CommandMasked,
     CharPerSegment,
     MtuBlackHole,
+    IcmpFragNeeded,
     DataStall,
     ZeroWindow,
     TlsAlertBeforeClose,
@@ -212,6 +213,7 @@ impl FindingKind {
             FindingKind::CommandMasked => "command_masked",
             FindingKind::CharPerSegment => "char_per_segment",
             FindingKind::MtuBlackHole => "mtu_black_hole",
+            FindingKind::IcmpFragNeeded => "icmp_frag_needed",
             FindingKind::DataStall => "data_stall",
             FindingKind::ZeroWindow => "zero_window",
             FindingKind::TlsAlertBeforeClose => "tls_alert_before_close",
@@ -1034,14 +1036,32 @@ fn findings(tcp: &TcpConnection, smtp: &SessionSummary) -> Vec<Finding> {
                 ),
             );
         }
-        if st.largest_segment >= 1000 && st.largest_segment_retransmissions >= 3 {
+        if st.icmp_too_big > 0 {
+            add(
+                FindingKind::IcmpFragNeeded,
+                Some(side),
+                st.icmp_first.map(|(t, _)| t),
+                st.icmp_first.map(|(_, f)| f.number),
+                format!(
+                    "{} ICMP \"fragmentation needed\" / \"packet too big\" about the {side}'s packets{}",
+                    st.icmp_too_big,
+                    st.icmp_mtu
+                        .map(|m| format!(" (next-hop MTU {m})"))
+                        .unwrap_or_default()
+                ),
+            );
+        }
+        if st.largest_segment >= 1000
+            && st.largest_segment_retransmissions >= 3
+            && st.icmp_too_big == 0
+        {
             add(
                 FindingKind::MtuBlackHole,
                 Some(side),
                 None,
                 None,
                 format!(
-                    "{}-byte segments from the {side} retransmitted {} times: full-size packets do not get through (path MTU black hole?)",
+                    "{}-byte segments from the {side} retransmitted {} times and no ICMP \"fragmentation needed\" seen: full-size packets do not get through (path MTU black hole)",
                     st.largest_segment, st.largest_segment_retransmissions
                 ),
             );

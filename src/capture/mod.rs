@@ -26,6 +26,7 @@ use crate::types::Timestamp;
 pub mod decode;
 pub mod error;
 pub mod filter;
+pub mod icmp;
 pub mod link;
 pub mod reader;
 #[cfg(test)]

@@ -101,6 +101,11 @@ pub struct SideStats {
     /// retransmissions (a path that drops full-size packets retransmits them again and again).
     pub largest_segment: u32,
     pub largest_segment_retransmissions: u64,
+    /// ICMP "fragmentation needed" / "packet too big" about this side's packets, and the
+    /// smallest MTU they announced.
+    pub icmp_too_big: u32,
+    pub icmp_mtu: Option<u32>,
+    pub icmp_first: Option<(Timestamp, FrameRef)>,
 }
 
 /// Something odd on the TCP level, with its provenance.
@@ -357,6 +362,31 @@ impl<S: StreamSink> FlowTable<S> {
             self.last_sweep = pkt.ts;
             self.sweep(pkt.ts);
         }
+    }
+
+    /// A router said a packet from `quoted_src` to `quoted_dst` was too big for its next hop:
+    /// counted on the connection and side that sent it, if the connection is open.
+    pub fn path_mtu(
+        &mut self,
+        quoted_src: SocketAddr,
+        quoted_dst: SocketAddr,
+        mtu: u32,
+        at: Timestamp,
+        frame: FrameRef,
+    ) {
+        let Some(conn) = self.flows.get_mut(&key_of(quoted_src, quoted_dst)) else {
+            return;
+        };
+        let stats = if quoted_src == conn.facts.client {
+            &mut conn.facts.from_client
+        } else {
+            &mut conn.facts.from_server
+        };
+        stats.icmp_too_big += 1;
+        if mtu > 0 {
+            stats.icmp_mtu = Some(stats.icmp_mtu.map_or(mtu, |m| m.min(mtu)));
+        }
+        stats.icmp_first.get_or_insert((at, frame));
     }
 
     /// Finishes connections that are closed and quiet, or idle too long.
