@@ -10,11 +10,12 @@ use clap::Parser;
 
 use icidtrace::analyze::{self, AnalyzeOptions};
 use icidtrace::cli::{
-    AnalyzeArgs, Cli, Command, DEFAULT_WIDTH, Format, LogArgs, MIN_WIDTH, ReportFormat, exit,
+    self, AnalyzeArgs, Cli, ColorWhen, Command, CompletionsArgs, DEFAULT_WIDTH, Format, LogArgs,
+    MIN_WIDTH, ManArgs, ReportFormat, exit,
 };
 use icidtrace::correlate::ClockHint;
 use icidtrace::export;
-use icidtrace::maillog::LogSummary;
+use icidtrace::maillog::{LogSummary, SampleReason};
 use icidtrace::redact::{self, Redactor};
 use icidtrace::report;
 
@@ -25,6 +26,8 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Analyze(args) => run_analyze(&args),
         Command::Log(args) => run_log(&args),
+        Command::Completions(args) => run_completions(&args),
+        Command::Man(args) => run_man(&args),
     };
     ExitCode::from(code as u8)
 }
@@ -57,6 +60,24 @@ fn table_width(explicit: Option<u16>, to_stdout: bool) -> u16 {
             .map_or(80, |w| w.max(MIN_WIDTH));
     }
     DEFAULT_WIDTH
+}
+
+/// Whether the table is coloured: `--color always` (not into a file), `--color never`, or, by
+/// default, when standard output is a terminal, `NO_COLOR` is unset or empty and `TERM` is not
+/// `dumb`. Only the table is ever coloured.
+fn use_color(when: ColorWhen, table: bool, to_file: bool) -> bool {
+    if !table || to_file {
+        return false;
+    }
+    match when {
+        ColorWhen::Never => false,
+        ColorWhen::Always => true,
+        ColorWhen::Auto => {
+            let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+            let dumb = std::env::var_os("TERM").is_some_and(|t| t == "dumb");
+            !no_color && !dumb && io::stdout().is_terminal()
+        }
+    }
 }
 
 /// Refuses `-o` naming one of the inputs: writing the report would destroy it.
@@ -96,6 +117,17 @@ fn run_analyze(args: &AnalyzeArgs) -> i32 {
         );
         return exit::BAD_INPUT;
     }
+    if !cli::LIBPCAP && args.filter.as_deref().is_some_and(|f| !f.trim().is_empty()) {
+        say(cli::NO_LIBPCAP_FILTER);
+        return exit::BAD_INPUT;
+    }
+    let selection = match args.selection() {
+        Ok(s) => s,
+        Err(msg) => {
+            say(&msg);
+            return exit::BAD_INPUT;
+        }
+    };
     let selecting = args.connection.is_some() || args.icid.is_some();
     if selecting
         && matches!(
@@ -153,7 +185,9 @@ fn run_analyze(args: &AnalyzeArgs) -> i32 {
     if let Err(code) = check_logs_are_logs(report.logs.as_ref()) {
         return code;
     }
-    let selected = match select(args, &report) {
+    // --client, --server, --since, --until, --only, --sort: for every output alike.
+    let report = report::select::select(report, &selection);
+    let selected = match story(args, &report) {
         Ok(s) => s,
         Err(msg) => {
             say(&msg);
@@ -163,10 +197,21 @@ fn run_analyze(args: &AnalyzeArgs) -> i32 {
 
     // What the user sees: the report, redacted when asked (one mapping for every output).
     let mut redactor = args.redacting().then(|| Redactor::new(args.redact_ips));
-    let shown = match redactor.as_mut() {
+    let mut shown = match redactor.as_mut() {
         Some(r) => Cow::Owned(redact::redact_report(&report, r)),
         None => Cow::Borrowed(&report),
     };
+    // The selection's own prefixes name networks: with --redact-ips they go too (a single
+    // address is replaced by its token like every other, by the scrub below).
+    if args.redact_ips {
+        if let Some(sel) = shown.to_mut().summary.selection.as_mut() {
+            for p in sel.client.iter_mut().chain(sel.server.iter_mut()) {
+                if let Some((_, len)) = p.split_once('/') {
+                    *p = format!("redacted/{len}");
+                }
+            }
+        }
+    }
     let scrub = |text: String, r: &Option<Redactor>| match r {
         Some(r) => r.scrub(&text),
         None => text,
@@ -174,6 +219,15 @@ fn run_analyze(args: &AnalyzeArgs) -> i32 {
 
     let file = output_file(args.output.as_deref());
     let width = || table_width(args.width, file.is_none());
+    let table_opts = || report::table::TableOptions {
+        width: width(),
+        color: use_color(
+            args.color,
+            args.format == ReportFormat::Table && selected.is_none(),
+            file.is_some(),
+        ),
+        verbose: args.verbose,
+    };
     let text = match (&selected, args.format) {
         (Some(idx), ReportFormat::Json) => {
             let conns: Vec<&report::ConnectionReport> = idx
@@ -185,7 +239,7 @@ fn run_analyze(args: &AnalyzeArgs) -> i32 {
             j
         }
         (Some(idx), _) => report::detail::render(&shown, idx, width()),
-        (None, ReportFormat::Table) => report::table::render(&shown, width()),
+        (None, ReportFormat::Table) => report::table::render_with(&shown, &table_opts()),
         (None, ReportFormat::Json) => report::json::render(&shown),
         (None, ReportFormat::Csv) => report::csv::render(&shown),
         (None, ReportFormat::Markdown) => report::markdown::render(&shown),
@@ -250,16 +304,42 @@ fn run_analyze(args: &AnalyzeArgs) -> i32 {
             say(&format!("warning: {d}"));
         }
     }
-    if report.problems.is_empty() && log_damage.is_empty() {
-        exit::OK
-    } else {
-        exit::PARTIAL
+    if !(report.problems.is_empty() && log_damage.is_empty()) {
+        return exit::PARTIAL;
     }
+    // --fail-on: any connection shown (the stories told, with --connection or --icid).
+    let fail_on = args.fail_on();
+    let shown_conns: Vec<&report::ConnectionReport> = match &selected {
+        Some(idx) => idx
+            .iter()
+            .filter_map(|i| report.connections.get(*i))
+            .collect(),
+        None => report.connections.iter().collect(),
+    };
+    if shown_conns
+        .iter()
+        .any(|c| fail_on.iter().any(|k| k.matches(c)))
+    {
+        return exit::FINDINGS;
+    }
+    exit::OK
 }
 
 /// The connections `--connection` or `--icid` select (indices into the report), `None` when
 /// neither was given; an error that says how to find the right one when nothing matches.
-fn select(args: &AnalyzeArgs, report: &report::Report) -> Result<Option<Vec<usize>>, String> {
+fn story(args: &AnalyzeArgs, report: &report::Report) -> Result<Option<Vec<usize>>, String> {
+    story_in(args, report).map_err(|mut msg| {
+        if report.summary.selection.is_some() {
+            msg.push_str(
+                " (only the connections --client, --server, --since, --until and --only keep \
+                 were searched)",
+            );
+        }
+        msg
+    })
+}
+
+fn story_in(args: &AnalyzeArgs, report: &report::Report) -> Result<Option<Vec<usize>>, String> {
     let conns = &report.connections;
     if let Some(want) = args.connection {
         let found: Vec<usize> = (0..conns.len())
@@ -365,9 +445,22 @@ fn check_logs_are_logs(logs: Option<&LogSummary>) -> Result<(), i32> {
     };
     for f in &logs.files {
         let c = &f.counts;
-        if c.records == 0 && c.unparsed_lines > 0 && f.damage.is_none() {
+        // No line at all that reads as an ESA log line: text, binary, or another program's
+        // log (timestamped lines, none of them known).
+        if c.records == c.unknown_records && c.records + c.unparsed_lines > 0 && f.damage.is_none()
+        {
+            let first = logs
+                .samples
+                .iter()
+                .find(|s| s.file == f.path)
+                .map_or(String::new(), |s| match s.reason {
+                    SampleReason::Unknown => {
+                        format!(" (line {}: a line of another program)", s.line)
+                    }
+                    _ => format!(" (line {}: no log timestamp)", s.line),
+                });
             say(&format!(
-                "{}: not a mail log: none of its {} lines is a mail_logs line",
+                "{}: not a mail log: none of its {} lines is a mail_logs line{first}",
                 f.path, c.lines
             ));
             return Err(exit::BAD_INPUT);
@@ -447,5 +540,78 @@ fn run_log(args: &LogArgs) -> i32 {
         exit::OK
     } else {
         exit::PARTIAL
+    }
+}
+
+/// `icidtrace completions SHELL`: the script, from the same clap definitions as `--help`.
+fn run_completions(args: &CompletionsArgs) -> i32 {
+    let mut cmd = cli::command();
+    let mut out = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, "icidtrace", &mut out);
+    match emit(&String::from_utf8_lossy(&out), None) {
+        Ok(()) => exit::OK,
+        Err(code) => code,
+    }
+}
+
+/// `icidtrace man [COMMAND]`: one page to standard output; `--out-dir DIR`: every page.
+fn run_man(args: &ManArgs) -> i32 {
+    let mut cmd = cli::command().disable_help_subcommand(true);
+    cmd.build();
+    // Every page names the build it documents (subcommands carry no version of their own).
+    let page_of =
+        |c: clap::Command| clap_mangen::Man::new(c).source(format!("icidtrace {}", cli::VERSION));
+    let mut pages = vec![cmd.clone()];
+    pages.extend(cmd.get_subcommands().filter(|c| !c.is_hide_set()).cloned());
+    if let Some(dir) = &args.out_dir {
+        let mut names = Vec::new();
+        let written = std::fs::create_dir_all(dir).and_then(|()| {
+            for p in &pages {
+                let man = page_of(p.clone());
+                names.push(man.get_filename());
+                man.generate_to(dir)?;
+            }
+            Ok(())
+        });
+        return match written {
+            Ok(()) => {
+                say(&format!(
+                    "wrote {} into {}",
+                    names.join(", "),
+                    dir.display()
+                ));
+                exit::OK
+            }
+            Err(e) => {
+                say(&format!(
+                    "{}: cannot write the man pages: {e}",
+                    dir.display()
+                ));
+                exit::BAD_INPUT
+            }
+        };
+    }
+    let page = match &args.command {
+        None => cmd,
+        Some(name) => match pages[1..].iter().find(|c| c.get_name() == name.as_str()) {
+            Some(sub) => sub.clone(),
+            None => {
+                let names: Vec<&str> = pages[1..].iter().map(|c| c.get_name()).collect();
+                say(&format!(
+                    "man {name}: no such command; the pages are icidtrace and icidtrace-{{{}}}",
+                    names.join(",")
+                ));
+                return exit::BAD_INPUT;
+            }
+        },
+    };
+    let mut out = Vec::new();
+    if let Err(e) = page_of(page).render(&mut out) {
+        say(&format!("cannot render the man page: {e}"));
+        return exit::BAD_INPUT;
+    }
+    match emit(&String::from_utf8_lossy(&out), None) {
+        Ok(()) => exit::OK,
+        Err(code) => code,
     }
 }

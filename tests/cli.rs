@@ -127,6 +127,8 @@ fn connections(v: &Value) -> &Vec<Value> {
         .expect("connections is an array")
 }
 
+// Used by the BPF filter test only, which needs libpcap.
+#[cfg_attr(not(feature = "libpcap"), allow(dead_code))]
 fn clients(v: &Value) -> Vec<String> {
     connections(v)
         .iter()
@@ -433,6 +435,9 @@ fn gzip_capture_gives_the_same_connections_as_the_plain_one() {
 // ---------------------------------------------------------------------------------------------
 // analyze: --filter and --port
 
+// BPF filters need libpcap (the default feature); tests/cli_manners.rs checks the message
+// of a build without it.
+#[cfg(feature = "libpcap")]
 #[test]
 fn bpf_filter_keeps_or_drops_connections() {
     let cap = case_capture("burst");
@@ -463,6 +468,9 @@ fn bpf_filter_keeps_or_drops_connections() {
     assert!(table.contains("no SMTP connection found"), "{table}");
 }
 
+// BPF filters need libpcap (the default feature); tests/cli_manners.rs checks the message
+// of a build without it.
+#[cfg(feature = "libpcap")]
 #[test]
 fn bad_bpf_filter_is_refused_with_its_text() {
     let cap = case_capture("rst-during-data");
@@ -957,10 +965,16 @@ fn help_mentions_exit_codes_and_examples() {
 
 #[test]
 fn version_prints_the_version() {
+    // The version, and what the build can do (the libpcap feature or not).
     let r = run_expect(&["--version"], 0);
+    let features = if cfg!(feature = "libpcap") {
+        "(libpcap)"
+    } else {
+        "(pure Rust, no libpcap)"
+    };
     assert_eq!(
         r.stdout.trim(),
-        format!("icidtrace {}", env!("CARGO_PKG_VERSION"))
+        format!("icidtrace {} {features}", env!("CARGO_PKG_VERSION"))
     );
 }
 

@@ -186,6 +186,8 @@ fn a_log_covering_part_of_the_capture_matches_that_part_and_nothing_else() {
     assert!(report["unmatched_icids"].as_array().unwrap().is_empty());
 }
 
+// Uses a BPF filter: needs libpcap (the default feature).
+#[cfg(feature = "libpcap")]
 #[test]
 fn a_capture_covering_part_of_the_log_lists_the_other_icids() {
     let want = expected_icids("burst");

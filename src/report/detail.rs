@@ -129,7 +129,8 @@ fn connection(out: &mut String, report: &Report, c: &ConnectionReport, width: us
         &format!(
             "Connection {} of {}: {} → {}",
             c.id,
-            report.connections.len(),
+            // Of every connection read: ids number them all, also when a selection shows fewer.
+            report.summary.connections,
             c.client,
             c.server
         ),

@@ -13,6 +13,7 @@ pub mod ladder;
 pub mod log;
 pub mod markdown;
 pub mod model;
+pub mod select;
 pub mod table;
 
 pub use model::*;

@@ -123,6 +123,11 @@ pub struct Summary {
     pub by_log_outcome: BTreeMap<String, u32>,
     /// Connections with each kind of finding (signs of a device in the path, path trouble).
     pub by_finding: BTreeMap<String, u32>,
+    /// Present when `--client`, `--server`, `--since`, `--until`, `--only` or `--sort` chose
+    /// what is shown: the criteria, and how many connections of how many are shown. The
+    /// counts above always describe every connection that was read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selection: Option<super::select::SelectionSummary>,
 }
 
 /// How a connection was lined up with its ICID, and whether wire and log agree.
