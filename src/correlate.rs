@@ -30,6 +30,10 @@ use crate::verdict::{Cause, Initiator, Layer, Verdict};
 
 const NS: i64 = Timestamp::NANOS_PER_SEC;
 
+/// Pairs (connection, ICID of the same IP pair) the clock vote looks at, about, at most: past
+/// it, busy IPs vote with a sample of their connections (all pairs would be quadratic).
+const PAIR_BUDGET: usize = 2_000_000;
+
 /// How the log's clock was aligned with the capture's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -216,7 +220,7 @@ fn vote(pairs: &[(usize, i64)], hint: Option<i64>, bound: i64) -> Option<(i64, u
     // → offset ∈ [d − 0.5 s, d + 1 s) where d = log_second − first_seen.
     let mut events: Vec<(i64, i32, usize)> = Vec::with_capacity(pairs.len() * 2);
     for &(conn, d) in pairs {
-        if d.abs() > bound {
+        if d.unsigned_abs() > bound.unsigned_abs() {
             continue;
         }
         events.push((d - NS / 2, 1, conn));
@@ -225,20 +229,22 @@ fn vote(pairs: &[(usize, i64)], hint: Option<i64>, bound: i64) -> Option<(i64, u
     if events.is_empty() {
         return None;
     }
-    events.sort_by_key(|e| (e.0, -e.1));
+    // Ties in arrival order, which is by connection (the pairs come connection by connection).
+    events.sort_unstable_by_key(|e| (e.0, -e.1, e.2));
     // Count distinct connections in the overlap: a connection with two ICIDs in range votes once.
-    let mut active: HashMap<usize, u32> = HashMap::new();
+    let conns = events.iter().map(|e| e.2).max().map_or(0, |m| m + 1);
+    let mut active: Vec<u32> = vec![0; conns];
+    let mut live = 0u32;
     let mut best: Option<(u32, i64, i64)> = None; // (count, start, end of region)
     for (i, &(x, kind, conn)) in events.iter().enumerate() {
         if kind == 1 {
-            *active.entry(conn).or_default() += 1;
-        } else if let Some(n) = active.get_mut(&conn) {
-            *n -= 1;
-            if *n == 0 {
-                active.remove(&conn);
-            }
+            live += u32::from(active[conn] == 0);
+            active[conn] += 1;
+        } else if active[conn] > 0 {
+            active[conn] -= 1;
+            live -= u32::from(active[conn] == 0);
         }
-        let count = active.len() as u32;
+        let count = live;
         let end = events.get(i + 1).map_or(x, |e| e.0);
         if kind == 1 && count > 0 {
             let better = match best {
@@ -250,7 +256,7 @@ fn vote(pairs: &[(usize, i64)], hint: Option<i64>, bound: i64) -> Option<(i64, u
                             let target = hint.unwrap_or(0);
                             let mid_new = (x + end) / 2;
                             let mid_old = (s + e) / 2;
-                            (mid_new - target).abs() < (mid_old - target).abs()
+                            mid_new.abs_diff(target) < mid_old.abs_diff(target)
                         })
                 }
             };
@@ -300,17 +306,32 @@ pub fn correlate(conns: &[WireView<'_>], log: &MailLog, hint: ClockHint) -> Corr
         ip_of(&rec.interface_ip).is_none_or(|ip| ip == c.tcp.server.ip())
     };
 
+    // Each ICID's start in the log (converted by the zone, if one was given), once.
+    let log_starts: Vec<Option<Timestamp>> =
+        log.icids.iter().map(|rec| icid_start(rec, zone)).collect();
+
     // 1. The clock of each appliance.
     let clocks: Vec<Clock> = (0..appliances.len())
         .map(|a| {
             let header = log.time_offset_hint(appliances[a]);
             let mut pairs: Vec<(usize, i64)> = Vec::new();
+            // Bound the work for an IP with very many connections and ICIDs; and past a budget
+            // of pairs in all, only every `stride`-th connection of a busy IP votes.
+            let sampled = |ci: usize, len: usize| len > 2000 && ci % 16 != 0;
+            let total: usize = conns
+                .iter()
+                .enumerate()
+                .filter_map(|(ci, c)| {
+                    let len = by_remote.get(&(a, c.tcp.client.ip()))?.len();
+                    (!sampled(ci, len)).then_some(len)
+                })
+                .sum();
+            let stride = total.div_ceil(PAIR_BUDGET).max(1);
             for (ci, c) in conns.iter().enumerate() {
                 let Some(list) = by_remote.get(&(a, c.tcp.client.ip())) else {
                     continue;
                 };
-                // Bound the work for an IP with very many connections and ICIDs.
-                if list.len() > 2000 && ci % 16 != 0 {
+                if sampled(ci, list.len()) || (list.len() > 64 && ci % stride != 0) {
                     continue;
                 }
                 for &ii in list {
@@ -318,8 +339,8 @@ pub fn correlate(conns: &[WireView<'_>], log: &MailLog, hint: ClockHint) -> Corr
                     if !listener_ok(rec, c) {
                         continue;
                     }
-                    if let Some(start) = icid_start(rec, zone) {
-                        pairs.push((ci, start.0 - c.tcp.first_seen.0));
+                    if let Some(start) = log_starts[ii] {
+                        pairs.push((ci, start.0.saturating_sub(c.tcp.first_seen.0)));
                     }
                 }
             }
@@ -346,7 +367,7 @@ pub fn correlate(conns: &[WireView<'_>], log: &MailLog, hint: ClockHint) -> Corr
     }
     let mut cands: Vec<Cand> = Vec::new();
     // Ranks within each remote IP, by time, for tie-breaking in bursts.
-    let mut conn_rank: HashMap<usize, usize> = HashMap::new();
+    let mut conn_rank: Vec<usize> = vec![0; conns.len()];
     {
         let mut by_ip: HashMap<IpAddr, Vec<usize>> = HashMap::new();
         for (i, c) in conns.iter().enumerate() {
@@ -355,18 +376,26 @@ pub fn correlate(conns: &[WireView<'_>], log: &MailLog, hint: ClockHint) -> Corr
         for list in by_ip.values_mut() {
             list.sort_by_key(|&i| (conns[i].tcp.first_seen, conns[i].tcp.client.port()));
             for (r, &i) in list.iter().enumerate() {
-                conn_rank.insert(i, r);
+                conn_rank[i] = r;
             }
         }
     }
-    let mut icid_rank: HashMap<usize, usize> = HashMap::new();
+    let mut icid_rank: Vec<usize> = vec![0; log.icids.len()];
     for list in by_remote.values_mut() {
         list.sort_by_key(|&i| (log.icids[i].connect, log.icids[i].icid));
         for (r, &i) in list.iter().enumerate() {
-            icid_rank.insert(i, r);
+            icid_rank[i] = r;
         }
     }
-    let aligned = |rec: &IcidRecord, t: Timestamp| Timestamp(t.0 - offset_of(rec));
+    // Saturating: a log line of year 1 or 9999 is nonsense, not a reason to overflow.
+    let aligned = |rec: &IcidRecord, t: Timestamp| Timestamp(t.0.saturating_sub(offset_of(rec)));
+    // Each ICID's aligned start, once (the window search probes them many times).
+    let starts: Vec<Option<Timestamp>> = log
+        .icids
+        .iter()
+        .zip(&log_starts)
+        .map(|(rec, t)| t.map(|t| aligned(rec, t)))
+        .collect();
     for (ci, c) in conns.iter().enumerate() {
         let first = c.tcp.first_seen;
         for a in 0..appliances.len() {
@@ -375,15 +404,14 @@ pub fn correlate(conns: &[WireView<'_>], log: &MailLog, hint: ClockHint) -> Corr
             };
             // ICIDs sorted by connect time: only those within a window of the start can match.
             let lo = list.partition_point(|&i| {
-                let rec = &log.icids[i];
-                icid_start(rec, zone).is_some_and(|t| aligned(rec, t).0 < first.0 - 5 * NS)
+                starts[i].is_some_and(|t| t.0 < first.0.saturating_sub(5 * NS))
             });
             for &ii in &list[lo..] {
                 let rec = &log.icids[ii];
-                let Some(start) = icid_start(rec, zone).map(|t| aligned(rec, t)) else {
+                let Some(start) = starts[ii] else {
                     continue;
                 };
-                if start.0 > first.0 + 5 * NS {
+                if start.0 > first.0.saturating_add(5 * NS) {
                     break;
                 }
                 if !listener_ok(rec, c) {
@@ -441,11 +469,7 @@ pub fn correlate(conns: &[WireView<'_>], log: &MailLog, hint: ClockHint) -> Corr
                 if rec.tls == Some(true) && c.smtp.tls.is_none() {
                     cost += 2.0;
                 }
-                let rank_gap = conn_rank
-                    .get(&ci)
-                    .copied()
-                    .unwrap_or(0)
-                    .abs_diff(icid_rank.get(&ii).copied().unwrap_or(0));
+                let rank_gap = conn_rank[ci].abs_diff(icid_rank[ii]);
                 cands.push(Cand {
                     conn: ci,
                     icid: ii,
@@ -470,12 +494,12 @@ pub fn correlate(conns: &[WireView<'_>], log: &MailLog, hint: ClockHint) -> Corr
     });
     // Each side's candidates, to judge how clear a match is without scanning them all.
     let mut by_conn: Vec<Vec<usize>> = vec![Vec::new(); conns.len()];
-    let mut by_icid: HashMap<usize, Vec<usize>> = HashMap::new();
+    let mut by_icid: Vec<Vec<usize>> = vec![Vec::new(); log.icids.len()];
     for (k, c) in cands.iter().enumerate() {
         by_conn[c.conn].push(k);
-        by_icid.entry(c.icid).or_default().push(k);
+        by_icid[c.icid].push(k);
     }
-    let by_icid = |i: usize| by_icid.get(&i).map_or(&[][..], |v| v.as_slice());
+    let by_icid = |i: usize| by_icid[i].as_slice();
     let mut conn_taken = vec![false; conns.len()];
     let mut icid_taken = vec![false; log.icids.len()];
     let mut matches: Vec<Option<Match>> = vec![None; conns.len()];
@@ -540,7 +564,7 @@ pub fn correlate(conns: &[WireView<'_>], log: &MailLog, hint: ClockHint) -> Corr
             let Some(start) = icid_start(rec, zone).map(|t| aligned(rec, t)) else {
                 continue;
             };
-            if start.0 < first.0 - 2 * NS || start.0 > last.0 + 2 * NS {
+            if start.0 < first.0.saturating_sub(2 * NS) || start.0 > last.0.saturating_add(2 * NS) {
                 continue;
             }
             let remote = ip_of(&rec.remote_ip);
@@ -588,9 +612,9 @@ fn find_clock(
     appliance: &str,
     capture_start: Option<Timestamp>,
 ) -> Clock {
-    let header_ns = header.map(|h| h * NS);
+    let header_ns = header.map(|h| h.saturating_mul(NS));
     let (zone, (offset_ns, support, source)) = match hint {
-        ClockHint::Offset(s) => (None, (s * NS, 0, ClockSource::Given)),
+        ClockHint::Offset(s) => (None, (s.saturating_mul(NS), 0, ClockSource::Given)),
         ClockHint::Zone(tz) => (
             Some(tz.name().to_string()),
             match vote(pairs, Some(0), 3600 * NS) {
@@ -615,7 +639,10 @@ fn find_clock(
         ClockHint::Zone(tz) => {
             let at = capture_start.unwrap_or_default().to_datetime().naive_utc();
             let zone_ns = i64::from(tz.offset_from_utc_datetime(&at).fix().local_minus_utc()) * NS;
-            (round(zone_ns + offset_ns), Some(round(offset_ns)))
+            (
+                round(zone_ns.saturating_add(offset_ns)),
+                Some(round(offset_ns)),
+            )
         }
         _ => (round(offset_ns), None),
     };
@@ -719,7 +746,6 @@ fn agree(c: &WireView<'_>, rec: &IcidRecord, log: &MailLog) -> (Agreement, Optio
             )),
         );
     }
-    let wire = format!("wire shows {} ({})", layer, v.reason);
     use LogOutcome as O;
     let ok = match rec.outcome {
         O::AbortedBySender => layer == Layer::Application,
@@ -767,6 +793,7 @@ fn agree(c: &WireView<'_>, rec: &IcidRecord, log: &MailLog) -> (Agreement, Optio
             O::NoMessage => "log says no message",
             O::Incomplete | O::Open => "log is incomplete",
         };
+        let wire = format!("wire shows {} ({})", layer, v.reason);
         (Agreement::Disagrees, Some(format!("{log_words}, {wire}")))
     }
 }

@@ -11,7 +11,7 @@
 //! is `Unknown`, so that a broken lifecycle line is never silently swallowed as noise.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use serde::{Serialize, Serializer};
 
@@ -27,12 +27,15 @@ impl HostAddr {
     /// Parses `1.2.3.4`, `2001:db8::1`, `[2001:db8::1]` and `IPv6:2001:db8::1`; keeps anything
     /// else as text.
     pub fn parse(s: &str) -> HostAddr {
-        let t = s.trim();
+        let t = s.trim_fast();
         let inner = t
             .strip_prefix('[')
             .and_then(|x| x.strip_suffix(']'))
             .unwrap_or(t);
         let inner = strip_prefix_ci(inner, "IPv6:").unwrap_or(inner);
+        if let Some(v4) = dotted_quad(inner) {
+            return HostAddr::Ip(IpAddr::V4(v4));
+        }
         match inner.parse::<IpAddr>() {
             Ok(ip) => HostAddr::Ip(ip),
             Err(_) => HostAddr::Text(t.to_string()),
@@ -45,6 +48,37 @@ impl HostAddr {
             HostAddr::Text(_) => None,
         }
     }
+}
+
+/// The common IPv4 form, `a.b.c.d` with each part 0 to 255 and no leading zero, read
+/// directly; anything else (`None`) is left to the standard parser, which reads these the same.
+fn dotted_quad(s: &str) -> Option<Ipv4Addr> {
+    let b = s.as_bytes();
+    if b.len() < 7 || b.len() > 15 {
+        return None;
+    }
+    let mut o = [0u8; 4];
+    let mut i = 0;
+    for (k, part) in o.iter_mut().enumerate() {
+        if k > 0 {
+            if b.get(i) != Some(&b'.') {
+                return None;
+            }
+            i += 1;
+        }
+        let start = i;
+        let mut v: u32 = 0;
+        while i < b.len() && i - start < 3 && b[i].is_ascii_digit() {
+            v = v * 10 + u32::from(b[i] - b'0');
+            i += 1;
+        }
+        let n = i - start;
+        if n == 0 || v > 255 || (n > 1 && b[start] == b'0') {
+            return None;
+        }
+        *part = v as u8;
+    }
+    (i == b.len()).then(|| Ipv4Addr::from(o))
 }
 
 impl fmt::Display for HostAddr {
@@ -113,17 +147,56 @@ pub enum Sbrs {
 
 impl Sbrs {
     fn parse(s: &str) -> Sbrs {
-        let s = s.trim();
+        let s = s.trim_fast();
         if s.eq_ignore_ascii_case("none") {
             Sbrs::None
         } else if s.eq_ignore_ascii_case("not enabled") {
             Sbrs::NotEnabled
-        } else if let Ok(v) = s.parse::<f64>() {
+        } else if let Some(v) = simple_decimal(s).or_else(|| s.parse::<f64>().ok()) {
             Sbrs::Score(v)
         } else {
             Sbrs::Other(s.to_string())
         }
     }
+}
+
+/// A short decimal (`-7.5`, `10.0`, `3`) read as `str::parse::<f64>` reads it: an integer
+/// of at most 15 digits divided by an exact power of ten is correctly rounded by the one
+/// division. Anything else is `None` (and left to `parse`).
+fn simple_decimal(s: &str) -> Option<f64> {
+    let b = s.as_bytes();
+    let (neg, digits) = match b.first() {
+        Some(b'-') => (true, &b[1..]),
+        _ => (false, b),
+    };
+    let mut n: u64 = 0;
+    let mut count = 0;
+    let mut frac: Option<usize> = None;
+    for &c in digits {
+        match c {
+            b'0'..=b'9' => {
+                n = n * 10 + u64::from(c - b'0');
+                count += 1;
+                if let Some(f) = &mut frac {
+                    *f += 1;
+                }
+            }
+            b'.' if frac.is_none() => frac = Some(0),
+            _ => return None,
+        }
+        if count > 15 {
+            return None;
+        }
+    }
+    // Digits on both sides of a point, or an integer.
+    if count == 0 || frac == Some(0) || (frac.is_some() && digits.first() == Some(&b'.')) {
+        return None;
+    }
+    const POW10: [f64; 16] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+    ];
+    let v = n as f64 / POW10[frac.unwrap_or(0)];
+    Some(if neg { -v } else { v })
 }
 
 /// A number for a score, `"none"` / `"not_enabled"` / the raw text otherwise.
@@ -152,7 +225,7 @@ pub enum AbortReason {
 
 impl AbortReason {
     fn parse(s: &str) -> AbortReason {
-        let s = s.trim();
+        let s = s.trim_fast();
         if s.eq_ignore_ascii_case("Receiving aborted by sender") {
             AbortReason::ReceivingAbortedBySender
         } else if s.eq_ignore_ascii_case("Receiving aborted") {
@@ -507,6 +580,40 @@ impl Event {
 // ---------------------------------------------------------------------------------------------
 // Small hand-written matchers.
 
+/// `str::trim` that returns at once when the text starts and ends with a visible ASCII
+/// character (the usual case).
+trait TrimFast {
+    fn trim_fast(&self) -> &str;
+}
+
+impl TrimFast for str {
+    #[inline]
+    fn trim_fast(&self) -> &str {
+        let b = self.as_bytes();
+        let mut i = 0;
+        while i < b.len() && b[i] == b' ' {
+            i += 1;
+        }
+        let mut j = b.len();
+        while j > i && b[j - 1] == b' ' {
+            j -= 1;
+        }
+        // Spaces are whitespace, so trimming them first changes nothing.
+        let t = &self[i..j];
+        let b = t.as_bytes();
+        match (b.first(), b.last()) {
+            (Some(f), Some(l)) if f.is_ascii_graphic() && l.is_ascii_graphic() => t,
+            _ => t.trim(),
+        }
+    }
+}
+
+/// `str::split_once(' ')`, searching with memchr.
+fn split_space(s: &str) -> Option<(&str, &str)> {
+    let p = memchr::memchr(b' ', s.as_bytes())?;
+    Some((&s[..p], &s[p + 1..]))
+}
+
 /// `s` without the ASCII-case-insensitive prefix `p`.
 pub(crate) fn strip_prefix_ci<'a>(s: &'a str, p: &str) -> Option<&'a str> {
     let n = p.len();
@@ -521,13 +628,42 @@ pub(crate) fn strip_prefix_ci<'a>(s: &'a str, p: &str) -> Option<&'a str> {
 /// A run of ASCII digits at the start of `s` as a number, and the rest.
 fn take_u64(s: &str) -> Option<(u64, &str)> {
     let b = s.as_bytes();
-    let mut i = 0;
-    let mut v: u64 = 0;
+    let (mut v, mut i) = leading_digits8(b);
+    // Nineteen digits cannot overflow.
+    while i < b.len() && i < 19 && b[i].is_ascii_digit() {
+        v = v * 10 + u64::from(b[i] - b'0');
+        i += 1;
+    }
     while i < b.len() && b[i].is_ascii_digit() {
         v = v.checked_mul(10)?.checked_add(u64::from(b[i] - b'0'))?;
         i += 1;
     }
     if i == 0 { None } else { Some((v, &s[i..])) }
+}
+
+/// The value and count of the digits that start `b`, up to eight of them, read eight bytes at
+/// a time (IDs are mostly seven or eight digits long); `(0, 0)` when fewer than eight bytes
+/// are left, for the byte loop to do.
+#[inline]
+fn leading_digits8(b: &[u8]) -> (u64, usize) {
+    let Some(w) = b.first_chunk::<8>() else {
+        return (0, 0);
+    };
+    let t = u64::from_le_bytes(*w) ^ 0x3030_3030_3030_3030;
+    // A byte is a digit when its high nibble is clear and adding 6 does not carry into it; a
+    // carry out of a byte only reaches later bytes, after the first non-digit.
+    let flags = (t | t.wrapping_add(0x0606_0606_0606_0606)) & 0xf0f0_f0f0_f0f0_f0f0;
+    let n = (flags.trailing_zeros() / 8) as usize;
+    if n == 0 {
+        return (0, 0);
+    }
+    // The n digits moved to the top bytes (leading zeros below), then combined pairwise.
+    let v = t << (8 * (8 - n));
+    let v = v.wrapping_mul(10).wrapping_add(v >> 8);
+    let v = ((v & 0x0000_00ff_0000_00ff).wrapping_mul(0x000f_4240_0000_0064))
+        .wrapping_add(((v >> 16) & 0x0000_00ff_0000_00ff).wrapping_mul(0x0000_2710_0000_0001))
+        >> 32;
+    (v, n)
 }
 
 /// A number followed by a single space (or the end), and the rest after the space.
@@ -542,61 +678,68 @@ fn take_id(s: &str) -> Option<(u64, &str)> {
 
 /// The number that is the whole of `s`.
 fn whole_u64(s: &str) -> Option<u64> {
-    match take_u64(s.trim()) {
+    match take_u64(s.trim_fast()) {
         Some((v, "")) => Some(v),
         _ => None,
     }
 }
 
-/// Byte position of `needle` in `hay` (short needles on short lines: a plain scan is cheaper
-/// than setting up `str::find`'s searcher).
+/// Byte position of `needle` in `hay` (short needles on short lines: candidates by their
+/// first byte, then a compare; cheaper than setting up a substring searcher).
 fn find_str(hay: &str, needle: &str) -> Option<usize> {
     let (h, n) = (hay.as_bytes(), needle.as_bytes());
-    let (&first, rest) = n.split_first()?;
-    let last_start = h.len().checked_sub(n.len())?;
-    let mut i = 0;
-    while i <= last_start {
-        match h[i..=last_start].iter().position(|&b| b == first) {
-            None => return None,
-            Some(p) => {
-                let at = i + p;
-                if &h[at + 1..at + n.len()] == rest {
-                    return Some(at);
-                }
-                i = at + 1;
-            }
-        }
+    if n.is_empty() {
+        return None;
     }
-    None
+    let last_start = h.len().checked_sub(n.len())?;
+    // Candidates by the needle's first byte that is not a space (spaces are everywhere).
+    let k = n.iter().position(|&c| c != b' ').unwrap_or(0);
+    memchr::memchr_iter(n[k], &h[k..=last_start + k]).find(|&at| &h[at..at + n.len()] == n)
 }
 
 /// Last byte position of `needle` in `hay`.
 fn rfind_str(hay: &str, needle: &str) -> Option<usize> {
     let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    let Some((&first, rest)) = n.split_first() else {
+        return Some(h.len());
+    };
     let last_start = h.len().checked_sub(n.len())?;
-    (0..=last_start).rev().find(|&i| &h[i..i + n.len()] == n)
+    memchr::memrchr_iter(first, &h[..=last_start]).find(|&at| &h[at + 1..at + n.len()] == rest)
 }
 
-/// Byte position of `needle` in `hay`, ASCII-case-insensitively.
+/// Byte position of `needle` in `hay`, ASCII-case-insensitively (candidates by the first
+/// letter of the needle in either case).
 fn find_ci(hay: &str, needle: &str) -> Option<usize> {
     let h = hay.as_bytes();
     let n = needle.as_bytes();
     if n.is_empty() || h.len() < n.len() {
         return None;
     }
-    (0..=h.len() - n.len()).find(|&i| h[i..i + n.len()].eq_ignore_ascii_case(n))
+    // The first byte that has two cases (or the last byte), searched for in both.
+    let k = n
+        .iter()
+        .position(u8::is_ascii_alphabetic)
+        .unwrap_or(n.len() - 1);
+    let c = n[k];
+    let last_start = h.len() - n.len();
+    memchr::memchr2_iter(
+        c.to_ascii_lowercase(),
+        c.to_ascii_uppercase(),
+        &h[k..=last_start + k],
+    )
+    .find(|&at| h[at..at + n.len()].eq_ignore_ascii_case(n))
 }
 
 /// `<addr>` at the start of `s`: the address and what follows the `>`.
 fn angle(s: &str) -> Option<(&str, &str)> {
     let inner = s.strip_prefix('<')?;
-    let end = inner.find('>')?;
+    let end = memchr::memchr(b'>', inner.as_bytes())?;
     Some((&inner[..end], &inner[end + 1..]))
 }
 
 /// An address given as `<addr>` or bare.
 fn address(s: &str) -> String {
-    let s = s.trim();
+    let s = s.trim_fast();
     match angle(s) {
         Some((a, _)) => a.to_string(),
         None => s.to_string(),
@@ -628,6 +771,23 @@ fn mid_in(s: &str) -> Option<u64> {
 fn dcid_in(s: &str) -> Option<u64> {
     let p = find_str(s, "DCID ")?;
     take_u64(&s[p + 5..]).map(|(v, _)| v)
+}
+
+/// [`delivery`] for a line whose first `DCID ` ends at `at` (nothing before it can hold
+/// ` MID `): the MID is read right after the DCID when it follows it.
+fn delivery_after(kind: DeliveryKind, s: &str, at: usize) -> Event {
+    let Some((dcid, rest)) = take_u64(&s[at..]) else {
+        return delivery(kind, s);
+    };
+    let mid = match rest.strip_prefix(" MID ") {
+        Some(r) => take_u64(r).map(|(v, _)| v),
+        None => mid_in(s),
+    };
+    Event::Delivery {
+        delivery: kind,
+        mid,
+        dcid: Some(dcid),
+    }
 }
 
 fn delivery(kind: DeliveryKind, s: &str) -> Event {
@@ -696,18 +856,20 @@ fn classify_inner(msg: &str) -> Option<Event> {
         }
         b'D' => {
             if msg.starts_with("Delivery start DCID ") {
-                Some(delivery(DeliveryKind::DeliveryStart, msg))
-            } else if msg.starts_with("DCID ") && dcid_in(msg).is_some() {
-                Some(delivery(DeliveryKind::Dcid, msg))
+                Some(delivery_after(DeliveryKind::DeliveryStart, msg, 20))
+            } else if let Some(r) = msg.strip_prefix("DCID ") {
+                // The number right after is the first `DCID ` one.
+                take_u64(r)?;
+                Some(delivery_after(DeliveryKind::Dcid, msg, 5))
             } else if msg.starts_with("Delayed: DCID ") {
-                Some(delivery(DeliveryKind::Delayed, msg))
+                Some(delivery_after(DeliveryKind::Delayed, msg, 14))
             } else {
                 None
             }
         }
         b'B' => {
             if msg.starts_with("Bounced: DCID ") {
-                Some(delivery(DeliveryKind::Bounced, msg))
+                Some(delivery_after(DeliveryKind::Bounced, msg, 14))
             } else if msg == "Begin Logfile" {
                 Some(Event::LogfileMarker)
             } else {
@@ -734,18 +896,18 @@ fn classify_inner(msg: &str) -> Option<Event> {
             let r = msg.strip_prefix("Version: ")?;
             Some(match find_str(r, " SN: ") {
                 Some(p) => Event::Version {
-                    version: r[..p].trim().to_string(),
-                    serial: Some(r[p + 5..].trim().to_string()).filter(|s| !s.is_empty()),
+                    version: r[..p].trim_fast().to_string(),
+                    serial: Some(r[p + 5..].trim_fast().to_string()).filter(|s| !s.is_empty()),
                 },
                 None => Event::Version {
-                    version: r.trim().to_string(),
+                    version: r.trim_fast().to_string(),
                     serial: None,
                 },
             })
         }
         b'T' => {
             let r = msg.strip_prefix("Time offset from UTC: ")?;
-            let r = r.strip_suffix("seconds").unwrap_or(r).trim();
+            let r = r.strip_suffix("seconds").unwrap_or(r).trim_fast();
             let seconds = r.parse::<i64>().ok()?;
             Some(Event::TimeOffset { seconds })
         }
@@ -765,7 +927,7 @@ fn connect(r: &str) -> Option<Event> {
     };
     let apos = rfind_str(before, " address ")?;
     let ifpart = &before[..apos];
-    let ip_text = before[apos + " address ".len()..].trim();
+    let ip_text = before[apos + " address ".len()..].trim_fast();
     // Without the rdns part (the old form) the IP is the last word.
     if ip_text.is_empty() || ip_text.contains(' ') {
         return None;
@@ -781,10 +943,10 @@ fn connect(r: &str) -> Option<Event> {
         None => (None, None),
         Some(a) => {
             let (host, ver) = match rfind_str(a, " verified ") {
-                Some(p) => (&a[..p], Some(a[p + " verified ".len()..].trim())),
+                Some(p) => (&a[..p], Some(a[p + " verified ".len()..].trim_fast())),
                 None => (a, None),
             };
-            let host = host.trim();
+            let host = host.trim_fast();
             let rdns = if host.is_empty() || host.eq_ignore_ascii_case("unknown") {
                 None
             } else {
@@ -800,7 +962,7 @@ fn connect(r: &str) -> Option<Event> {
     };
     Some(Event::Connect(Box::new(Connect {
         icid,
-        interface: interface.trim().to_string(),
+        interface: interface.trim_fast().to_string(),
         interface_ip,
         remote_ip: HostAddr::parse(ip_text),
         rdns,
@@ -828,10 +990,10 @@ fn icid_line(r: &str) -> Option<Event> {
         };
         let (mut protocol, mut cipher) = (None, None);
         if let Some(p) = rest.strip_prefix(" protocol ") {
-            let (proto, more) = p.split_once(' ').unwrap_or((p, ""));
+            let (proto, more) = split_space(p).unwrap_or((p, ""));
             protocol = Some(proto.to_string());
             if let Some(c) = more.strip_prefix("cipher ") {
-                cipher = Some(c.trim().to_string());
+                cipher = Some(c.trim_fast().to_string());
             }
         }
         return Some(Event::Tls {
@@ -844,14 +1006,14 @@ fn icid_line(r: &str) -> Option<Event> {
     if let Some(d) = r.strip_prefix("Delayed HAT REJECT") {
         return Some(Event::DelayedReject {
             icid,
-            detail: d.trim().to_string(),
+            detail: d.trim_fast().to_string(),
         });
     }
     if let Some(a) = r.strip_prefix("Address: ") {
         let p = find_str(a, " sender rejected")?;
         let reason = a[p + " sender rejected".len()..]
             .trim_start_matches(',')
-            .trim();
+            .trim_fast();
         return Some(Event::SenderRejected {
             icid,
             address: address(&a[..p]),
@@ -873,7 +1035,7 @@ fn icid_line(r: &str) -> Option<Event> {
             return Some(Event::IcidNote {
                 icid,
                 note,
-                text: t.trim_start_matches(':').trim().to_string(),
+                text: t.trim_start_matches(':').trim_fast().to_string(),
             });
         }
     }
@@ -883,10 +1045,10 @@ fn icid_line(r: &str) -> Option<Event> {
 /// `{ACTION} SG {sg} match {match} SBRS {score}[ country {c}]`; `match` may be empty, `SBRS`
 /// may be missing (old releases) or spelled in another case.
 fn hat(icid: u64, r: &str) -> Option<Event> {
-    let (action, r) = r.split_once(' ')?;
+    let (action, r) = split_space(r)?;
     let policy = HatPolicy::parse(action)?;
     let r = r.strip_prefix("SG ")?;
-    let (sender_group, mut r) = match r.find(' ') {
+    let (sender_group, mut r) = match memchr::memchr(b' ', r.as_bytes()) {
         Some(p) => (&r[..p], &r[p..]),
         None => (r, ""),
     };
@@ -897,30 +1059,24 @@ fn hat(icid: u64, r: &str) -> Option<Event> {
     }
     // The SBRS keyword is a whole word: `match sbrs[-1.0:10.0] SBRS 0.0` has `sbrs[` first.
     let b = r.as_bytes();
-    let mut kw = None;
-    let mut i = 0;
-    while i + 4 <= b.len() {
-        if b[i..i + 4].eq_ignore_ascii_case(b"SBRS")
+    let kw = memchr::memchr2_iter(b'S', b's', b).find(|&i| {
+        i + 4 <= b.len()
+            && b[i..i + 4].eq_ignore_ascii_case(b"SBRS")
             && (i == 0 || b[i - 1] == b' ')
             && (i + 4 == b.len() || b[i + 4] == b' ')
-        {
-            kw = Some(i);
-            break;
-        }
-        i += 1;
-    }
+    });
     let (matched, sbrs, country) = match kw {
-        None => (r.trim(), None, None),
+        None => (r.trim_fast(), None, None),
         Some(p) => {
-            let s = r[p + 4..].trim();
+            let s = r[p + 4..].trim_fast();
             let (score, country) = match find_str(s, " country ") {
-                Some(c) => (&s[..c], Some(s[c + " country ".len()..].trim())),
+                Some(c) => (&s[..c], Some(s[c + " country ".len()..].trim_fast())),
                 None => (s, None),
             };
             let country = country
                 .filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case("not enabled"))
                 .map(str::to_string);
-            (r[..p].trim(), Some(Sbrs::parse(score)), country)
+            (r[..p].trim_fast(), Some(Sbrs::parse(score)), country)
         }
     };
     Some(Event::Hat(Box::new(Hat {
@@ -933,97 +1089,118 @@ fn hat(icid: u64, r: &str) -> Option<Event> {
     })))
 }
 
-/// Everything after `MID `.
+/// Everything after `MID `. The lifecycle keywords start with different letters, so the
+/// first letter after the number picks the only template that can match; a line that starts
+/// with a keyword but does not parse is not noise.
 fn mid_line(r: &str) -> Option<Event> {
     let (mid, r) = take_id(r)?;
-    if let Some(x) = r.strip_prefix("ICID ") {
-        let (icid, x) = take_id(x)?;
-        if let Some(a) = x.strip_prefix("From:") {
-            return Some(Event::From {
-                mid,
-                icid,
-                address: address(a),
-            });
+    let noise = Some(Event::MidNote { mid });
+    match r.as_bytes().first() {
+        Some(b'I') => match r.strip_prefix("ICID ") {
+            Some(x) => mid_icid_line(mid, x),
+            None if r.starts_with("ICID") => None,
+            None => noise,
+        },
+        Some(b'r') => match r.strip_prefix("ready ") {
+            Some(x) => {
+                let (bytes, x) = take_u64(x)?;
+                let x = x.strip_prefix(" bytes")?;
+                let from = x.strip_prefix(" from ").map(address);
+                Some(Event::Ready { mid, bytes, from })
+            }
+            None if r.starts_with("ready") => None,
+            None => noise,
+        },
+        Some(b'q') => {
+            if r == "queued for delivery" {
+                Some(Event::Queued { mid })
+            } else if r.starts_with("queued") {
+                None
+            } else {
+                noise
+            }
         }
-        if let Some(t) = x.strip_prefix("RID ") {
-            let (rid, t) = take_id(t)?;
-            let a = t.strip_prefix("To:")?.trim();
-            let address = if a.is_empty() { None } else { Some(address(a)) };
-            return Some(Event::To {
+        Some(b'M') => match r.strip_prefix("Message-ID ") {
+            Some(x) => Some(Event::MessageId {
                 mid,
-                icid,
-                rid: u32::try_from(rid).ok()?,
-                address,
-            });
+                id: unquote(x.trim_fast()).to_string(),
+            }),
+            None if r.starts_with("Message-ID") => None,
+            None => noise,
+        },
+        Some(b'S') => {
+            if r == "Subject" {
+                Some(Event::Subject {
+                    mid,
+                    subject: String::new(),
+                })
+            } else if let Some(x) = r.strip_prefix("Subject ") {
+                Some(Event::Subject {
+                    mid,
+                    subject: unquote(x.trim_fast()).to_string(),
+                })
+            } else if r.starts_with("Subject") {
+                None
+            } else {
+                noise
+            }
         }
-        if let Some(t) = x.strip_prefix("To: ") {
-            let p = find_str(t, " Rejected by ")?;
-            return Some(Event::ToRejected {
-                mid,
-                icid,
-                address: address(&t[..p]),
-                by: t[p + " Rejected by ".len()..].trim().to_string(),
-            });
-        }
-        if let Some(t) = x.strip_prefix("invalid bounce, rcpt address ") {
-            let p = find_str(t, " rejected by ")?;
-            return Some(Event::ToRejected {
-                mid,
-                icid,
-                address: address(&t[..p]),
-                by: t[p + " rejected by ".len()..]
-                    .trim_end_matches('.')
-                    .trim()
-                    .to_string(),
-            });
-        }
-        return None;
-    }
-    if let Some(x) = r.strip_prefix("ready ") {
-        let (bytes, x) = take_u64(x)?;
-        let x = x.strip_prefix(" bytes")?;
-        let from = x.strip_prefix(" from ").map(address);
-        return Some(Event::Ready { mid, bytes, from });
-    }
-    if r == "queued for delivery" {
-        return Some(Event::Queued { mid });
-    }
-    if let Some(x) = r.strip_prefix("Message-ID ") {
-        return Some(Event::MessageId {
-            mid,
-            id: unquote(x.trim()).to_string(),
-        });
-    }
-    if r == "Subject" {
-        return Some(Event::Subject {
-            mid,
-            subject: String::new(),
-        });
-    }
-    if let Some(x) = r.strip_prefix("Subject ") {
-        return Some(Event::Subject {
-            mid,
-            subject: unquote(x.trim()).to_string(),
-        });
-    }
-    if let Some(x) = r.strip_prefix("RID") {
-        return if x.trim_start().starts_with('[') {
-            Some(Event::Delivery {
+        Some(b'R') => match r.strip_prefix("RID") {
+            Some(x) if x.trim_start().starts_with('[') => Some(Event::Delivery {
                 delivery: DeliveryKind::Response,
                 mid: Some(mid),
                 dcid: None,
-            })
-        } else {
-            None
-        };
+            }),
+            Some(_) => None,
+            None => noise,
+        },
+        _ => noise,
     }
-    // A lifecycle keyword that did not parse above is not noise.
-    for kw in ["ready", "queued", "Message-ID", "Subject", "ICID"] {
-        if r.starts_with(kw) {
-            return None;
-        }
+}
+
+/// Everything after `MID {mid} ICID `.
+fn mid_icid_line(mid: u64, x: &str) -> Option<Event> {
+    let (icid, x) = take_id(x)?;
+    if let Some(a) = x.strip_prefix("From:") {
+        return Some(Event::From {
+            mid,
+            icid,
+            address: address(a),
+        });
     }
-    Some(Event::MidNote { mid })
+    if let Some(t) = x.strip_prefix("RID ") {
+        let (rid, t) = take_id(t)?;
+        let a = t.strip_prefix("To:")?.trim_fast();
+        let address = if a.is_empty() { None } else { Some(address(a)) };
+        return Some(Event::To {
+            mid,
+            icid,
+            rid: u32::try_from(rid).ok()?,
+            address,
+        });
+    }
+    if let Some(t) = x.strip_prefix("To: ") {
+        let p = find_str(t, " Rejected by ")?;
+        return Some(Event::ToRejected {
+            mid,
+            icid,
+            address: address(&t[..p]),
+            by: t[p + " Rejected by ".len()..].trim_fast().to_string(),
+        });
+    }
+    if let Some(t) = x.strip_prefix("invalid bounce, rcpt address ") {
+        let p = find_str(t, " rejected by ")?;
+        return Some(Event::ToRejected {
+            mid,
+            icid,
+            address: address(&t[..p]),
+            by: t[p + " rejected by ".len()..]
+                .trim_end_matches('.')
+                .trim_fast()
+                .to_string(),
+        });
+    }
+    None
 }
 
 /// Everything after `Message `.
@@ -1038,7 +1215,7 @@ fn message_line(r: &str) -> Option<Event> {
     }
     if let Some(x) = r.strip_prefix("finished MID ") {
         let (mid, x) = take_id(x)?;
-        let finish = match x.trim() {
+        let finish = match x.trim_fast() {
             "done" => Finish::Done,
             "aborted" => Finish::Aborted,
             "" => return None,
@@ -1047,7 +1224,7 @@ fn message_line(r: &str) -> Option<Event> {
         return Some(Event::Finished { mid, finish });
     }
     if r.starts_with("done DCID ") {
-        return Some(delivery(DeliveryKind::MessageDone, r));
+        return Some(delivery_after(DeliveryKind::MessageDone, r, 10));
     }
     // `Message {mid} to RID [..] pending till {ctime}`
     let (mid, x) = take_u64(r)?;
@@ -1460,6 +1637,91 @@ mod tests {
             "graymail [CONFIG] Starting",
             Some("mail_logs")
         ));
+    }
+
+    #[test]
+    fn fast_number_and_address_readers_agree_with_std() {
+        for t in [
+            "-7.5",
+            "10.0",
+            "3",
+            "0.0",
+            "-0.0",
+            "0.1",
+            "-9.99",
+            "123456789012345",
+            "1.5e3",
+            ".5",
+            "5.",
+            "-",
+            "",
+            "+1.0",
+            "1.2.3",
+            "007.25",
+            "-10.0",
+            "2.675",
+            "9007199254740993",
+        ] {
+            let fast = simple_decimal(t);
+            if let Some(v) = fast {
+                assert_eq!(v.to_bits(), t.parse::<f64>().unwrap().to_bits(), "{t}");
+            }
+        }
+        for t in [
+            "1.2.3.4",
+            "255.255.255.255",
+            "0.0.0.0",
+            "01.2.3.4",
+            "1.2.3.256",
+            "1.2.3",
+            "1.2.3.4.5",
+            "10.0.1.1",
+            "1..2.3",
+            "a.b.c.d",
+            "1.2.3.04",
+            "192.168.000.1",
+        ] {
+            let fast = dotted_quad(t).map(IpAddr::V4);
+            if fast.is_some() {
+                assert_eq!(fast, t.parse::<IpAddr>().ok(), "{t}");
+            } else {
+                assert!(
+                    t.parse::<std::net::Ipv4Addr>().is_err() || t.len() > 15,
+                    "{t}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn eight_digits_at_a_time() {
+        for t in [
+            "12345678",
+            "1234567 x",
+            "0",
+            "00000000",
+            "99999999",
+            "1",
+            "12",
+            "123 ",
+            "87654321 close",
+            "4294967296",
+            "12345678901234567890",
+            "18446744073709551615",
+            "18446744073709551616",
+            "1234567a",
+            "a1234567",
+            "",
+            "9",
+            "123456789",
+            "01234567 ",
+        ] {
+            let naive = {
+                let d = t.bytes().take_while(u8::is_ascii_digit).count();
+                t[..d].parse::<u64>().ok().map(|v| (v, &t[d..]))
+            };
+            assert_eq!(take_u64(t), naive, "{t}");
+        }
     }
 
     #[test]

@@ -13,6 +13,12 @@
 //! (lossy) and counted; trailing spaces and CR are trimmed. Nothing here fails: every oddity is
 //! a counter or a sample. Times stay naive appliance-local ([`LocalTime`]); [`LogZone`] and
 //! [`local_to_utc`] convert when the caller knows the zone.
+//!
+//! Speed: [`LineParser::push_bytes`] (and the reader) feed whole buffers: UTF-8 is checked once
+//! per buffer, a line whose timestamp bytes equal the previous line's reuses its time without
+//! reading the digits, and a line followed by one with the same timestamp (which therefore
+//! cannot be a continuation) is classified in place instead of being copied as the pending
+//! record. The records are the same as line by line.
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -325,45 +331,70 @@ fn level_at(s: &str, i: usize) -> Option<(Level, usize)> {
 
 /// Recognises the framing prefix of a (trimmed) line.
 pub fn parse_prefix(line: &str) -> FrameResult {
+    frame(line).0
+}
+
+/// Where an on-box timestamp that starts a line ends (the byte after its year), when the line
+/// has no `<PRI>`: a later line with the same bytes up to there frames the same way up to there.
+type StampEnd = Option<usize>;
+
+/// [`parse_prefix`], also telling where an on-box timestamp at the start of the line ends.
+fn frame(line: &str) -> (FrameResult, StampEnd) {
     let b = line.as_bytes();
     let mut i = 0;
     let mut pri = None;
     if b.first() == Some(&b'<') {
         let Some((p, j)) = digits(b, 1, 3) else {
-            return FrameResult::NotFramed;
+            return (FrameResult::NotFramed, None);
         };
         if b.get(j) != Some(&b'>') {
-            return FrameResult::NotFramed;
+            return (FrameResult::NotFramed, None);
         }
         pri = Some(p as u16);
         i = j + 1;
     }
-    let (ctime, month, day, t, mut i, year) = if weekday_at(b, i) && b.get(i + 3) == Some(&b' ') {
+    let (ctime, month, day, t, i, year) = if weekday_at(b, i) && b.get(i + 3) == Some(&b' ') {
         // Www Mmm D HH:MM:SS YYYY
         let Some(j) = spaces(b, i + 3) else {
-            return FrameResult::NotFramed;
+            return (FrameResult::NotFramed, None);
         };
         let Some((month, day, t, j)) = month_day_time(b, j) else {
-            return FrameResult::NotFramed;
+            return (FrameResult::NotFramed, None);
         };
         let Some((year, j)) = spaces(b, j).and_then(|j| year_at(b, j)) else {
-            return FrameResult::NotFramed;
+            return (FrameResult::NotFramed, None);
         };
         (true, month, day, t, j, Some(year))
     } else if let Some((month, day, t, j)) = month_day_time(b, i) {
         if !(j == b.len() || b[j] == b' ') {
-            return FrameResult::NotFramed;
+            return (FrameResult::NotFramed, None);
         }
         match spaces(b, j).and_then(|k| year_at(b, k)) {
             Some((year, k)) => (false, month, day, t, k, Some(year)),
             None => (false, month, day, t, j, None),
         }
     } else {
-        return FrameResult::NotFramed;
+        return (FrameResult::NotFramed, None);
     };
     if !(1..=31).contains(&day) || t.0 > 23 || t.1 > 59 || t.2 > 60 {
-        return FrameResult::BadTime;
+        return (FrameResult::BadTime, None);
     }
+    let stamp_end = (ctime && pri.is_none()).then_some(i);
+    let rest = frame_rest(line, i, ctime, year);
+    let FrameResult::Framed(mut p) = rest else {
+        return (rest, None);
+    };
+    p.pri = pri;
+    p.month = month;
+    p.day = day;
+    p.hms = t;
+    (FrameResult::Framed(p), stamp_end)
+}
+
+/// The part of a framed line after its timestamp (at `i`): `Level: msg`, or
+/// `[host] TAG: Level: msg`. Month, day and time are left zero for the caller to fill in.
+fn frame_rest(line: &str, mut i: usize, ctime: bool, year: Option<i32>) -> FrameResult {
+    let b = line.as_bytes();
     // After the time: `Level: msg`, or `[host] TAG: Level: msg`.
     while i < b.len() && b[i] == b' ' {
         i += 1;
@@ -412,11 +443,11 @@ pub fn parse_prefix(line: &str) -> FrameResult {
     };
     FrameResult::Framed(Prefix {
         framing,
-        pri,
+        pri: None,
         year,
-        month,
-        day,
-        hms: t,
+        month: 0,
+        day: 0,
+        hms: (0, 0, 0),
         host,
         tag,
         level,
@@ -615,11 +646,75 @@ struct Pending {
     raw_len: usize,
     ends_ws: bool,
     time: NaiveDateTime,
+    /// `time` as seconds (read as UTC).
+    secs: i64,
     framing: Framing,
     level: Option<Level>,
     host: Option<Range<usize>>,
     tag: Option<Range<usize>>,
     msg_start: usize,
+}
+
+/// Where a record's message sits in its (joined) line, and what framed it.
+struct Framed<'a> {
+    line: &'a str,
+    msg_start: usize,
+    level: Option<Level>,
+    host: Option<Range<usize>>,
+    tag: Option<Range<usize>>,
+}
+
+/// `line` starts with the `n` bytes of `stamp` and a space (`n` is 24 for the usual
+/// `Www Mmm dd HH:MM:SS YYYY`, which is compared as three words).
+#[inline]
+fn starts_with_stamp(line: &[u8], stamp: &[u8; 40], n: usize) -> bool {
+    if line.len() <= n || line[n] != b' ' {
+        return false;
+    }
+    match (n, line.first_chunk::<24>(), stamp.first_chunk::<24>()) {
+        (24, Some(a), Some(b)) => a == b,
+        _ => line[..n] == stamp[..n],
+    }
+}
+
+/// Finds line ends: memchr's AVX2 searcher called directly where the CPU has it (short lines
+/// make the per-call dispatch of `memchr::memchr` show).
+#[derive(Clone, Copy)]
+struct Newlines {
+    #[cfg(target_arch = "x86_64")]
+    avx2: Option<memchr::arch::x86_64::avx2::memchr::One>,
+}
+
+impl Newlines {
+    fn new() -> Self {
+        Newlines {
+            #[cfg(target_arch = "x86_64")]
+            avx2: memchr::arch::x86_64::avx2::memchr::One::new(b'\n'),
+        }
+    }
+
+    #[inline]
+    fn find(&self, h: &[u8]) -> Option<usize> {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(one) = &self.avx2 {
+            return one.find(h);
+        }
+        memchr::memchr(b'\n', h)
+    }
+}
+
+/// The end of a line without its line end and trailing spaces, and its length without the
+/// line end only.
+fn trimmed_end(raw: &[u8]) -> (usize, usize) {
+    let mut end = raw.len();
+    while end > 0 && matches!(raw[end - 1], b'\n' | b'\r') {
+        end -= 1;
+    }
+    let raw_len = end;
+    while end > 0 && matches!(raw[end - 1], b' ' | b'\t') {
+        end -= 1;
+    }
+    (end, raw_len)
 }
 
 /// Streaming parser of one input stream. See the module doc for the contract.
@@ -643,7 +738,31 @@ pub struct LineParser {
     samples: Vec<LineSample>,
     hosts: Vec<String>,
     header: HeaderInfo,
+    /// The on-box timestamp bytes (no `<PRI>`) that started the last line framed from scratch
+    /// (`stamp_len` 0: none yet), with what they said and the valid time they make.
+    stamp: [u8; 40],
+    stamp_len: usize,
+    stamp_prefix: StampFields,
+    stamp_time: NaiveDateTime,
+    /// `stamp_time` as seconds (read as UTC), the seed of the records' hashes.
+    stamp_secs: i64,
+    /// The time of the last record counted into `first_time` / `last_time`.
+    span_time: Option<NaiveDateTime>,
+    /// The last civil time converted, and the result.
+    civil: Option<(CivilKey, Option<NaiveDateTime>)>,
 }
+
+/// The date and time fields of a cached timestamp.
+#[derive(Debug, Clone, Copy, Default)]
+struct StampFields {
+    year: Option<i32>,
+    month: u32,
+    day: u32,
+    hms: Hms,
+}
+
+/// Year, month, day, (hour, minute, second).
+type CivilKey = (i32, u32, u32, Hms);
 
 const SAMPLE_CAP: usize = 512;
 
@@ -697,6 +816,13 @@ impl LineParser {
             samples: Vec::new(),
             hosts: Vec::new(),
             header: HeaderInfo::default(),
+            stamp: [0; 40],
+            stamp_len: 0,
+            stamp_prefix: StampFields::default(),
+            stamp_time: NaiveDateTime::default(),
+            stamp_secs: 0,
+            span_time: None,
+            civil: None,
         }
     }
 
@@ -725,15 +851,7 @@ impl LineParser {
     /// that this line completed, if any.
     pub fn push_line(&mut self, raw: &[u8], line_no: u64) -> Option<LogRecord> {
         self.counters.lines += 1;
-        let mut end = raw.len();
-        while end > 0 && matches!(raw[end - 1], b'\n' | b'\r') {
-            end -= 1;
-        }
-        let raw_len = end;
-        while end > 0 && matches!(raw[end - 1], b' ' | b'\t') {
-            end -= 1;
-        }
-        let ends_ws = end < raw_len;
+        let (end, raw_len) = trimmed_end(raw);
         // The validator is much faster than the lossy decoder; decode lossily only if needed.
         let text = match std::str::from_utf8(&raw[..end]) {
             Ok(t) => Cow::Borrowed(t),
@@ -742,25 +860,83 @@ impl LineParser {
         if matches!(text, Cow::Owned(_)) {
             self.counters.invalid_utf8_lines += 1;
         }
+        self.push_trimmed(&text, raw_len, end < raw_len, line_no)
+    }
+
+    /// [`LineParser::push_line`] after trimming and decoding (`lines` already counted):
+    /// `raw_len` is the length without the line end, `ends_ws` whether spaces were trimmed.
+    fn push_trimmed(
+        &mut self,
+        text: &str,
+        raw_len: usize,
+        ends_ws: bool,
+        line_no: u64,
+    ) -> Option<LogRecord> {
         if text.trim_start().is_empty() {
             self.counters.blank_lines += 1;
             return None;
         }
-        match parse_prefix(&text) {
+        // Most lines carry the same on-box timestamp as the line before: then only what
+        // follows it needs reading, and the time is known.
+        let b = text.as_bytes();
+        let se = self.stamp_len;
+        let same_stamp = se > 0
+            && b.len() >= se
+            && b[..se] == self.stamp[..se]
+            && (b.len() == se || b[se] == b' ');
+        let (framed, fresh) = if same_stamp {
+            let mut f = frame_rest(text, se, true, Some(self.stamp_prefix.year.unwrap_or(0)));
+            if let FrameResult::Framed(p) = &mut f {
+                p.month = self.stamp_prefix.month;
+                p.day = self.stamp_prefix.day;
+                p.hms = self.stamp_prefix.hms;
+            }
+            (f, None)
+        } else {
+            frame(text)
+        };
+        match framed {
             FrameResult::Framed(p) => {
-                let year = match p.year {
-                    Some(y) => y,
-                    None => self.years.year_for(p.month),
+                let time = if same_stamp {
+                    Some(self.stamp_time)
+                } else {
+                    let year = match p.year {
+                        Some(y) => y,
+                        None => self.years.year_for(p.month),
+                    };
+                    let key = (year, p.month, p.day, p.hms);
+                    let t = match self.civil {
+                        Some((k, t)) if k == key => t,
+                        _ => {
+                            let t = NaiveDate::from_ymd_opt(year, p.month, p.day)
+                                .and_then(|d| d.and_hms_opt(p.hms.0, p.hms.1, p.hms.2.min(59)));
+                            self.civil = Some((key, t));
+                            t
+                        }
+                    };
+                    if let (Some(end), Some(t)) = (fresh, t)
+                        && end <= self.stamp.len()
+                    {
+                        self.stamp[..end].copy_from_slice(&b[..end]);
+                        self.stamp_len = end;
+                        self.stamp_time = t;
+                        self.stamp_secs = t.and_utc().timestamp();
+                        self.stamp_prefix = StampFields {
+                            year: p.year,
+                            month: p.month,
+                            day: p.day,
+                            hms: p.hms,
+                        };
+                    }
+                    t
                 };
-                let time = NaiveDate::from_ymd_opt(year, p.month, p.day)
-                    .and_then(|d| d.and_hms_opt(p.hms.0, p.hms.1, p.hms.2.min(59)));
                 let out = self.finalize();
                 let Some(time) = time else {
-                    self.bad_time(&text, line_no);
+                    self.bad_time(text, line_no);
                     return out;
                 };
                 self.buf.clear();
-                self.buf.push_str(&text);
+                self.buf.push_str(text);
                 self.cont.clear();
                 self.marks.clear();
                 self.pending = Some(Pending {
@@ -768,6 +944,11 @@ impl LineParser {
                     raw_len,
                     ends_ws,
                     time,
+                    secs: if same_stamp {
+                        self.stamp_secs
+                    } else {
+                        time.and_utc().timestamp()
+                    },
                     framing: p.framing,
                     level: p.level,
                     host: p.host,
@@ -778,7 +959,7 @@ impl LineParser {
             }
             FrameResult::BadTime => {
                 let out = self.finalize();
-                self.bad_time(&text, line_no);
+                self.bad_time(text, line_no);
                 out
             }
             FrameResult::NotFramed => {
@@ -799,11 +980,143 @@ impl LineParser {
                     self.cont.push_str(text.trim_start());
                     self.counters.continuation_lines += 1;
                 } else {
-                    self.unparsed(&text, line_no, SampleReason::Unparsed);
+                    self.unparsed(text, line_no, SampleReason::Unparsed);
                 }
                 None
             }
         }
+    }
+
+    /// Feeds every line of `buf` (lines end with `\n`; a last line without one counts too),
+    /// numbering them from `first_line`; each completed record goes to `sink`. Returns the
+    /// number of the line after the last one. The same records as [`LineParser::push_line`]
+    /// line by line, faster.
+    pub fn push_bytes(
+        &mut self,
+        buf: &[u8],
+        first_line: u64,
+        mut sink: impl FnMut(LogRecord),
+    ) -> u64 {
+        let whole = memchr::memrchr(b'\n', buf).map_or(0, |p| p + 1);
+        let mut no = self.push_chunk(&buf[..whole], first_line, usize::MAX, &mut |r, _| sink(r));
+        if whole < buf.len() {
+            if let Some(r) = self.push_line(&buf[whole..], no) {
+                sink(r);
+            }
+            no += 1;
+        }
+        no
+    }
+
+    /// Feeds the lines of `chunk`, which ends with a line end (or is empty), numbered from
+    /// `first_line`; a line longer than `cap` bytes (line end included) is cut to `cap` and
+    /// counted as long. Each completed record goes to `sink` with the host names so far.
+    /// Returns the number of the line after the last one.
+    ///
+    /// The fast path: a line whose timestamp is the one cached from an earlier line, followed
+    /// by a line that starts with the same timestamp (so it frames, and cannot be a
+    /// continuation), is a record by itself; it is classified in place, without being copied
+    /// as the pending record. UTF-8 is checked once over the rest of the chunk.
+    pub(crate) fn push_chunk(
+        &mut self,
+        chunk: &[u8],
+        first_line: u64,
+        cap: usize,
+        sink: &mut dyn FnMut(LogRecord, &[String]),
+    ) -> u64 {
+        let mut no = first_line;
+        let mut start = 0;
+        // Valid UTF-8 known: `seg` is `chunk[seg_start..seg_start + seg.len()]`.
+        let mut seg: &str = "";
+        let mut seg_start = 0;
+        let nl = Newlines::new();
+        let mut next_end = nl.find(chunk);
+        while let Some(nl_at) = next_end {
+            let end = nl_at + 1;
+            next_end = nl.find(&chunk[end..]).map(|p| end + p);
+            let line_start = start;
+            start = end;
+            let line_no = no;
+            no += 1;
+            let raw = &chunk[line_start..end];
+            if raw.len() > cap {
+                self.counters.long_lines += 1;
+                if let Some(r) = self.push_line(&raw[..cap], line_no) {
+                    sink(r, &self.hosts);
+                }
+                continue;
+            }
+            if end > seg_start + seg.len() {
+                seg_start = line_start;
+                seg = match std::str::from_utf8(&chunk[line_start..]) {
+                    Ok(t) => t,
+                    Err(_) => chunk[line_start..]
+                        .utf8_chunks()
+                        .next()
+                        .map_or("", |c| c.valid()),
+                };
+                if end > seg_start + seg.len() {
+                    // This line is not UTF-8: the general path decodes it lossily.
+                    seg = "";
+                    if let Some(r) = self.push_line(raw, line_no) {
+                        sink(r, &self.hosts);
+                    }
+                    continue;
+                }
+            }
+            let (tend, raw_len) = trimmed_end(raw);
+            let text = &seg[line_start - seg_start..line_start - seg_start + tend];
+            self.counters.lines += 1;
+            let b = text.as_bytes();
+            let se = self.stamp_len;
+            let fast = se > 0
+                && cap > se
+                && starts_with_stamp(b, &self.stamp, se)
+                && starts_with_stamp(&chunk[end..], &self.stamp, se);
+            if !fast {
+                if let Some(r) = self.push_trimmed(text, raw_len, tend < raw_len, line_no) {
+                    sink(r, &self.hosts);
+                }
+                continue;
+            }
+            // A record by itself, with the cached time; it ends the pending one.
+            if let Some(r) = self.finalize() {
+                sink(r, &self.hosts);
+            }
+            let year = Some(self.stamp_prefix.year.unwrap_or(0));
+            let (framing, level, host, tag, msg_start) = if b[se + 1..].starts_with(b"Info: ") {
+                (Framing::OnBox, Some(Level::Info), None, None, se + 7)
+            } else {
+                match frame_rest(text, se, true, year) {
+                    FrameResult::Framed(p) => (p.framing, p.level, p.host, p.tag, p.msg_start),
+                    // `frame_rest` always frames.
+                    _ => (Framing::OnBox, None, None, None, se),
+                }
+            };
+            let head = Pending {
+                line: line_no,
+                raw_len,
+                ends_ws: tend < raw_len,
+                time: self.stamp_time,
+                secs: self.stamp_secs,
+                framing,
+                level,
+                host,
+                tag,
+                msg_start,
+            };
+            let event = classify(&text[msg_start..]);
+            let f = Framed {
+                line: text,
+                msg_start,
+                level,
+                host: head.host.clone(),
+                tag: head.tag.clone(),
+            };
+            let rec = self.emit(&head, f, 0, event);
+            sink(rec, &self.hosts);
+        }
+        no
     }
 
     /// Ends the stream: returns the last pending record.
@@ -929,23 +1242,41 @@ impl LineParser {
                 e
             }
         };
-        let (line, msg_start, level, host_r, tag_r) = match &chosen {
-            Some(c) => (
-                c.line.as_str(),
-                c.msg_start,
-                c.level,
-                c.host.clone(),
-                c.tag.clone(),
-            ),
-            None => (buf, p.msg_start, p.level, p.host.clone(), p.tag.clone()),
+        let f = match &chosen {
+            Some(c) => Framed {
+                line: c.line.as_str(),
+                msg_start: c.msg_start,
+                level: c.level,
+                host: c.host.clone(),
+                tag: c.tag.clone(),
+            },
+            None => Framed {
+                line: buf,
+                msg_start: p.msg_start,
+                level: p.level,
+                host: p.host.clone(),
+                tag: p.tag.clone(),
+            },
         };
+        self.emit(&p, f, conts, event)
+    }
+
+    /// The record of pending head `p`, framed as `f`, classified as `event`; counts it.
+    fn emit(&mut self, p: &Pending, f: Framed<'_>, conts: u32, event: Event) -> LogRecord {
+        let Framed {
+            line,
+            msg_start,
+            level,
+            host: host_r,
+            tag: tag_r,
+        } = f;
         let msg = &line[msg_start..];
         let tag = tag_r.map(|r| &line[r]);
         let event = match event {
             Event::Unknown if is_other_subscription(msg, tag) => Event::OtherSubscription,
             e => e,
         };
-        let hash = hash_bytes(p.time.and_utc().timestamp() as u64, msg.as_bytes());
+        let hash = hash_bytes(p.secs as u64, msg.as_bytes());
         self.counters.records += 1;
         self.counters.by_kind[event.kind_index()] += 1;
         match &event {
@@ -979,8 +1310,12 @@ impl LineParser {
             _ => {}
         }
         let time = LocalTime(p.time);
-        self.counters.first_time = min_opt(self.counters.first_time, Some(time));
-        self.counters.last_time = self.counters.last_time.max(Some(time));
+        // Most records have the time of the one before: nothing to compare then.
+        if self.span_time != Some(p.time) {
+            self.span_time = Some(p.time);
+            self.counters.first_time = min_opt(self.counters.first_time, Some(time));
+            self.counters.last_time = self.counters.last_time.max(Some(time));
+        }
         LogRecord {
             line: p.line,
             time,

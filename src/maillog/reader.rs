@@ -2,8 +2,9 @@
 //!
 //! Contract: [`read_logs`] reads every given file in rotation order ([`order_paths`]: saved
 //! `.@stamp.s` files by stamp, then the `.c` / `.current` one, per subscription base name),
-//! line by line through one reused buffer, each line capped at [`LogOptions::max_line_len`]
-//! bytes (the rest skipped and counted). Gzip is detected by its magic bytes, not by the name.
+//! in large reads into one reused buffer whose lines are parsed in place, each line capped at
+//! [`LogOptions::max_line_len`] bytes (the rest skipped and counted). A large file is folded
+//! into lifecycles on a second thread while it is parsed (same records, same order). Gzip is detected by its magic bytes, not by the name.
 //! The only errors ([`MailLogError`]) are I/O errors: a file that cannot be opened, is a
 //! directory, or fails to read. A damaged gzip stream is content damage: the file stops there,
 //! the damage is noted in its [`FileSummary`], and reading goes on. Every content problem is a
@@ -25,7 +26,9 @@ use serde::Serialize;
 
 use super::event::EVENT_KINDS;
 use super::lifecycle::{IcidRecord, LifecycleBuilder, LifecycleOptions, MidRecord, SourceKey};
-use super::line::{LineCounters, LineParser, LineSample, ParserOptions, SampleReason, YearHint};
+use super::line::{
+    LineCounters, LineParser, LineSample, LogRecord, ParserOptions, SampleReason, YearHint,
+};
 
 /// Options of the mail-log stage.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -257,10 +260,21 @@ pub struct MailLog {
 impl MailLog {
     /// The record of one MID.
     pub fn mid(&self, appliance: &str, mid: u64) -> Option<&MidRecord> {
-        self.mids
-            .binary_search_by(|m| (m.appliance.as_str(), m.mid).cmp(&(appliance, mid)))
+        // The MIDs of one appliance are a run of the list (all of it, usually): find the run
+        // by name (two comparisons when it is all of it), then the MID by number.
+        let (first, last) = (self.mids.first()?, self.mids.last()?);
+        let run = if first.appliance == appliance && last.appliance == appliance {
+            &self.mids[..]
+        } else {
+            let lo = self
+                .mids
+                .partition_point(|m| m.appliance.as_str() < appliance);
+            let hi = lo + self.mids[lo..].partition_point(|m| m.appliance == appliance);
+            &self.mids[lo..hi]
+        };
+        run.binary_search_by_key(&mid, |m| m.mid)
             .ok()
-            .map(|i| &self.mids[i])
+            .map(|i| &run[i])
     }
 
     /// The MID records of a connection, in MID order.
@@ -319,6 +333,165 @@ pub fn read_capped_line<R: BufRead + ?Sized>(
     }
 }
 
+/// Bytes read from the input at a time.
+const READ_SIZE: usize = 256 * 1024;
+
+/// What [`LineSplitter::run`] hands out.
+enum Piece<'a> {
+    /// Whole lines, each with its line end; those longer than the cap are still whole.
+    Lines(&'a [u8]),
+    /// One line (the head of a line longer than the cap, `true`, or a last line without a
+    /// line end).
+    Line(&'a [u8], bool),
+}
+
+/// Splits a stream into lines through one reused buffer: runs of whole lines are handed out
+/// in place; a line that does not fit the cap is handed out alone, cut to the cap, and the
+/// rest of it skipped (with the cuts of [`read_capped_line`] when the pieces are cut to the
+/// cap too).
+struct LineSplitter {
+    buf: Vec<u8>,
+    cap: usize,
+}
+
+impl LineSplitter {
+    fn new(cap: usize) -> Self {
+        LineSplitter {
+            buf: vec![0; 2 * READ_SIZE],
+            cap,
+        }
+    }
+
+    /// Calls `f` for every run of lines of `r`. A read error ends the stream there (after
+    /// every whole line before it was handed out).
+    fn run<R: Read>(&mut self, r: &mut R, mut f: impl FnMut(Piece<'_>)) -> io::Result<()> {
+        let cap = self.cap;
+        let (mut pos, mut filled) = (0usize, 0usize);
+        // Inside a line longer than the cap, whose head was handed out.
+        let mut skipping = false;
+        let mut eof = false;
+        loop {
+            let buf = &self.buf[..filled];
+            if skipping && let Some(k) = memchr::memchr(b'\n', &buf[pos..]) {
+                skipping = false;
+                pos += k + 1;
+            }
+            if !skipping && let Some(k) = memchr::memrchr(b'\n', &buf[pos..]) {
+                f(Piece::Lines(&buf[pos..pos + k + 1]));
+                pos += k + 1;
+            }
+            if skipping {
+                pos = filled;
+            } else if filled - pos > cap {
+                f(Piece::Line(&buf[pos..pos + cap], true));
+                skipping = true;
+                pos = filled;
+            }
+            if eof {
+                if pos < filled {
+                    f(Piece::Line(&buf[pos..filled], false));
+                }
+                return Ok(());
+            }
+            // Keep the start of the unfinished line and read more after it.
+            self.buf.copy_within(pos..filled, 0);
+            filled -= pos;
+            pos = 0;
+            if self.buf.len() - filled < READ_SIZE {
+                self.buf.resize(filled + READ_SIZE, 0);
+            }
+            loop {
+                match r.read(&mut self.buf[filled..]) {
+                    Ok(0) => {
+                        eof = true;
+                        break;
+                    }
+                    Ok(n) => {
+                        filled += n;
+                        break;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+}
+
+/// From about this many lines on, records are folded into lifecycles on a second thread while
+/// the next lines are parsed.
+const PIPELINE_LINES: usize = 100_000;
+
+/// Records sent to the lifecycle thread at a time.
+const BATCH: usize = 4096;
+
+/// Where parsed records go, with the parser's host names so far.
+type Sink<'a> = dyn FnMut(LogRecord, &[String]) + 'a;
+
+/// A batch of records, with the syslog host names that appeared since the last one.
+struct Batch {
+    recs: Vec<LogRecord>,
+    new_hosts: Vec<String>,
+}
+
+/// Runs `read` (the parsing of one file, which hands each record to its sink) on this thread
+/// and adds the records to `lifecycle` on another, in the same order. Returns what `read`
+/// returned.
+fn pipelined<T>(
+    index: u32,
+    lifecycle: &mut LifecycleBuilder,
+    read: &mut dyn FnMut(&mut Sink<'_>) -> T,
+) -> T {
+    use std::sync::mpsc;
+    std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::sync_channel::<Batch>(8);
+        let (back_tx, back_rx) = mpsc::channel::<Vec<LogRecord>>();
+        let worker = scope.spawn(move || {
+            let mut hosts: Vec<String> = Vec::new();
+            for mut batch in rx {
+                hosts.append(&mut batch.new_hosts);
+                for rec in batch.recs.drain(..) {
+                    let host = rec.host.map(|h| hosts[h as usize].as_str());
+                    lifecycle.add(index, host, rec);
+                }
+                // The parser may be gone already: then the buffer is not needed.
+                let _ = back_tx.send(batch.recs);
+            }
+        });
+        let mut cur: Vec<LogRecord> = Vec::with_capacity(BATCH);
+        // The parser's host names so far, and how many of them the worker has.
+        let mut hosts: Vec<String> = Vec::new();
+        let mut hosts_sent = 0;
+        let mut send = |cur: &mut Vec<LogRecord>, hosts: &[String]| {
+            let next = back_rx
+                .try_recv()
+                .unwrap_or_else(|_| Vec::with_capacity(BATCH));
+            let recs = std::mem::replace(cur, next);
+            let new_hosts = hosts[hosts_sent..].to_vec();
+            hosts_sent = hosts.len();
+            // A send fails only when the worker is gone (it panicked): the join reports it.
+            let _ = tx.send(Batch { recs, new_hosts });
+        };
+        let out = read(&mut |rec: LogRecord, now: &[String]| {
+            if now.len() > hosts.len() {
+                hosts.extend_from_slice(&now[hosts.len()..]);
+            }
+            cur.push(rec);
+            if cur.len() == BATCH {
+                send(&mut cur, &hosts);
+            }
+        });
+        if !cur.is_empty() {
+            send(&mut cur, &hosts);
+        }
+        drop(tx);
+        if let Err(p) = worker.join() {
+            std::panic::resume_unwind(p);
+        }
+        out
+    })
+}
+
 /// Accumulates files into a [`MailLog`].
 #[derive(Debug)]
 pub struct MailLogBuilder {
@@ -353,6 +526,16 @@ impl MailLogBuilder {
         let meta = std::fs::metadata(path).map_err(|e| err(MailLogErrorKind::Open, Some(e)))?;
         if meta.is_dir() {
             return Err(err(MailLogErrorKind::IsDirectory, None));
+        }
+        // A device (/dev/zero, a terminal) never ends: refused, not read forever.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::FileTypeExt;
+            let t = meta.file_type();
+            if t.is_char_device() || t.is_block_device() {
+                let e = io::Error::other("a device, not a log file");
+                return Err(err(MailLogErrorKind::Open, Some(e)));
+            }
         }
         let file = File::open(path).map_err(|e| err(MailLogErrorKind::Open, Some(e)))?;
         let year = match (self.opts.year_hint, self.opts.syslog_year) {
@@ -393,11 +576,8 @@ impl MailLogBuilder {
             source: Some(e),
         })?;
         let gzip = head.starts_with(&GZIP_MAGIC);
-        let mut input: Box<dyn BufRead + '_> = if gzip {
-            Box::new(BufReader::with_capacity(
-                256 * 1024,
-                MultiGzDecoder::new(plain),
-            ))
+        let mut input: Box<dyn Read + '_> = if gzip {
+            Box::new(MultiGzDecoder::new(plain))
         } else {
             Box::new(plain)
         };
@@ -409,43 +589,56 @@ impl MailLogBuilder {
                 ..ParserOptions::default()
             },
         );
-        let mut buf = Vec::with_capacity(4096);
         let mut line_no = 0u64;
         let mut damage = None;
-        let lifecycle = &mut self.lifecycle;
-        let mut take = |parser: &LineParser, rec| {
-            let rec: super::line::LogRecord = rec;
-            let host = rec.host.map(|h| parser.hosts()[h as usize].as_str());
-            lifecycle.add(index, host, rec);
-        };
-        loop {
-            match read_capped_line(&mut input, &mut buf, self.opts.max_line_len) {
-                Ok(None) => break,
-                Ok(Some(truncated)) => {
+        let mut splitter = LineSplitter::new(self.opts.max_line_len);
+        let cap = self.opts.max_line_len;
+        // About how many lines to expect (a gzip file holds several times its size).
+        let expect = size.map_or(0, |n| if gzip { n / 10 } else { n / 100 }) as usize;
+        self.lifecycle.reserve(expect);
+        let mut read = |add: &mut Sink<'_>| {
+            let res = splitter.run(&mut input, |piece| match piece {
+                Piece::Lines(chunk) => {
+                    line_no = parser.push_chunk(chunk, line_no + 1, cap, add) - 1;
+                }
+                Piece::Line(line, truncated) => {
                     line_no += 1;
                     if truncated {
                         parser.counters_mut().long_lines += 1;
                     }
-                    if let Some(rec) = parser.push_line(&buf, line_no) {
-                        take(&parser, rec);
+                    if let Some(rec) = parser.push_line(line, line_no) {
+                        add(rec, parser.hosts());
                     }
                 }
-                Err(e) if gzip => {
-                    damage = Some(format!("gzip stream damaged after line {line_no}: {e}"));
-                    break;
-                }
-                Err(e) => {
-                    return Err(MailLogError {
-                        path: PathBuf::from(name),
-                        line: Some(line_no + 1),
-                        kind: MailLogErrorKind::Read,
-                        source: Some(e),
-                    });
-                }
+            });
+            if let Some(rec) = parser.finish() {
+                add(rec, parser.hosts());
             }
-        }
-        if let Some(rec) = parser.finish() {
-            take(&parser, rec);
+            res
+        };
+        let lifecycle = &mut self.lifecycle;
+        let two_cores = std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
+        let res = if two_cores && expect >= PIPELINE_LINES {
+            pipelined(index, lifecycle, &mut read)
+        } else {
+            read(&mut |rec: LogRecord, hosts: &[String]| {
+                let host = rec.host.map(|h| hosts[h as usize].as_str());
+                lifecycle.add(index, host, rec);
+            })
+        };
+        match res {
+            Ok(()) => {}
+            Err(e) if gzip => {
+                damage = Some(format!("gzip stream damaged after line {line_no}: {e}"));
+            }
+            Err(e) => {
+                return Err(MailLogError {
+                    path: PathBuf::from(name),
+                    line: Some(line_no + 1),
+                    kind: MailLogErrorKind::Read,
+                    source: Some(e),
+                });
+            }
         }
         let header = parser.header().clone();
         let rot = rotated_name(Path::new(name));
@@ -599,6 +792,40 @@ pub fn parse_bytes(name: &str, bytes: &[u8], year: YearHint, opts: &LogOptions) 
 mod tests {
     use super::*;
     use std::io::Cursor;
+
+    #[test]
+    fn mid_lookup_by_appliance_and_number() {
+        let text = "<22>Feb  2 10:31:37 esa1 mail_logs: Info: Start MID 5 ICID 1\n\
+                    <22>Feb  2 10:31:37 esa2 mail_logs: Info: Start MID 5 ICID 2\n\
+                    <22>Feb  2 10:31:37 esa2 mail_logs: Info: Start MID 7 ICID 2\n\
+                    <22>Feb  2 10:31:38 esa1 mail_logs: Info: Start MID 9 ICID 3\n";
+        let log = parse_bytes(
+            "mem",
+            text.as_bytes(),
+            YearHint::Start(2022),
+            &LogOptions::default(),
+        );
+        assert_eq!(log.mids.len(), 4);
+        for m in &log.mids {
+            let found = log.mid(&m.appliance, m.mid).expect("found");
+            assert_eq!(
+                (found.appliance.as_str(), found.mid),
+                (m.appliance.as_str(), m.mid)
+            );
+        }
+        assert_eq!(log.mid("host:esa1", 7), None);
+        assert_eq!(log.mid("host:esa3", 5), None);
+        assert_eq!(log.mid("host:esa2", 7).and_then(|m| m.icid), Some(2));
+        // One appliance only: the whole list is its run.
+        let one = parse_bytes(
+            "mem",
+            b"Thu Aug 14 11:04:31 2014 Info: Start MID 3 ICID 1\n",
+            YearHint::Start(2014),
+            &LogOptions::default(),
+        );
+        assert_eq!(one.mid("file:mem", 3).map(|m| m.mid), Some(3));
+        assert_eq!(one.mid("file:other", 3), None);
+    }
 
     #[test]
     fn capped_lines() {
