@@ -235,6 +235,24 @@ impl StreamSink for SmtpSink {
     }
 }
 
+/// A finished connection's stage outputs: its SMTP summary and verdict, or only a count when it
+/// is not SMTP. Done as each connection finishes, so that its session's buffers (lines, bytes
+/// held for a reply) are freed then and memory follows the open connections, not all of them.
+fn settle(
+    tcp: TcpConnection,
+    sink: SmtpSink,
+    other: &mut u32,
+    conns: &mut Vec<(TcpConnection, SessionSummary, Verdict)>,
+) {
+    if !matches!(sink.kind, Kind::Smtp) {
+        *other = other.saturating_add(1);
+        return;
+    }
+    let session = sink.session.summary();
+    let verdict = verdict::decide(&tcp, &session);
+    conns.push((tcp, session, verdict));
+}
+
 /// Reads the captures and builds the report.
 pub fn analyze(opts: &AnalyzeOptions) -> Result<Report, AnalyzeError> {
     let mut ports: Vec<u16> = SMTP_PORTS.to_vec();
@@ -245,7 +263,9 @@ pub fn analyze(opts: &AnalyzeOptions) -> Result<Report, AnalyzeError> {
         ..FlowConfig::default()
     };
     let mut table: FlowTable<SmtpSink> = FlowTable::new(config);
-    let mut done: Vec<(TcpConnection, SmtpSink)> = Vec::new();
+    // Each connection becomes its stage outputs as soon as it is finished (see `settle`).
+    let mut other = 0u32;
+    let mut conns: Vec<(TcpConnection, SessionSummary, Verdict)> = Vec::new();
     let mut new_sink = |_client: SocketAddr, server: SocketAddr| SmtpSink {
         kind: if ports.contains(&server.port()) {
             Kind::Smtp
@@ -264,7 +284,9 @@ pub fn analyze(opts: &AnalyzeOptions) -> Result<Report, AnalyzeError> {
         &mut |rec| match &rec.packet {
             Some(pkt) => {
                 table.process(pkt, &mut new_sink);
-                done.extend(table.drain_finished());
+                for (tcp, sink) in table.drain_finished() {
+                    settle(tcp, sink, &mut other, &mut conns);
+                }
             }
             // ICMP about a connection's path (too big for the next hop) goes to that connection.
             None => {
@@ -282,20 +304,12 @@ pub fn analyze(opts: &AnalyzeOptions) -> Result<Report, AnalyzeError> {
     if let Some(h) = &opts.progress {
         h.report(&progress.finished());
     }
-    done.extend(table.finish_all());
+    let evicted = table.evicted_flows();
+    for (tcp, sink) in table.finish_all() {
+        settle(tcp, sink, &mut other, &mut conns);
+    }
 
     // Stage outputs per SMTP connection, in time order.
-    let mut other = 0u32;
-    let mut conns: Vec<(TcpConnection, SessionSummary, Verdict)> = Vec::new();
-    for (tcp, sink) in done {
-        if !matches!(sink.kind, Kind::Smtp) {
-            other += 1;
-            continue;
-        }
-        let session = sink.session.summary();
-        let verdict = verdict::decide(&tcp, &session);
-        conns.push((tcp, session, verdict));
-    }
     conns.sort_by_key(|c| (c.0.first_seen, c.0.first_frame));
 
     let log = if opts.logs.is_empty() {
@@ -348,6 +362,14 @@ pub fn analyze(opts: &AnalyzeOptions) -> Result<Report, AnalyzeError> {
         _ => HashMap::new(),
     };
     let mut report = build_report(conns, other, captures, log.map(|l| l.summary), correlation);
+    if evicted > 0 {
+        report.problems.push(format!(
+            "{evicted} connections were finished early because more than {} were open at once \
+             (a scan or a flood in the capture?); one that went on afterwards shows again as \
+             joined mid-stream",
+            FlowConfig::default().max_open_flows
+        ));
+    }
     for (i, lines) in log_lines {
         if let Some(m) = report
             .connections

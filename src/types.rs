@@ -38,9 +38,10 @@ impl Timestamp {
         self.0.rem_euclid(Self::NANOS_PER_SEC) as u32
     }
 
-    /// Seconds from `earlier` to `self`, as a float (negative when `self` is earlier).
+    /// Seconds from `earlier` to `self`, as a float (negative when `self` is earlier). Any two
+    /// timestamps will do, even the absurd ones of a damaged input: no overflow.
     pub fn seconds_since(self, earlier: Timestamp) -> f64 {
-        (self.0 - earlier.0) as f64 / Self::NANOS_PER_SEC as f64
+        (i128::from(self.0) - i128::from(earlier.0)) as f64 / Self::NANOS_PER_SEC as f64
     }
 
     pub fn to_datetime(self) -> DateTime<Utc> {

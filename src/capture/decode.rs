@@ -130,6 +130,26 @@ pub fn decode(
     }
 }
 
+/// Why [`decode`] found a record [`Ignored::Undecodable`], in words for a note: which header is
+/// cut or invalid, as etherparse puts it.
+pub fn why_undecodable(link_type: u32, data: &[u8]) -> String {
+    let Ok((_, ip_bytes)) = link::network_layer(link_type, data) else {
+        return format!(
+            "the {} link-layer header is cut ({} bytes)",
+            link::name(link_type),
+            data.len()
+        );
+    };
+    match LaxIpSlice::from_slice(ip_bytes) {
+        Err(e) => format!("invalid IP header: {e}"),
+        Ok((_, Some((e, _)))) => format!("invalid IPv6 extension header: {e}"),
+        Ok((ip, None)) => match TcpSlice::from_slice(ip.payload().payload) {
+            Err(e) => format!("invalid TCP header: {e}"),
+            Ok(_) => "headers cut or invalid".to_string(),
+        },
+    }
+}
+
 fn saturate_u32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }

@@ -202,6 +202,9 @@ impl fmt::Display for CaptureError {
             CaptureErrorKind::IsDirectory => f.write_str("is a directory, not a capture file"),
             CaptureErrorKind::PermissionDenied => f.write_str("permission denied"),
             CaptureErrorKind::Open(e) => write!(f, "cannot open: {e}"),
+            CaptureErrorKind::Empty { gzip: false } if self.0.file.as_deref() == Some("stdin") => {
+                f.write_str("standard input ended before its first byte (0 bytes), not a capture")
+            }
             CaptureErrorKind::Empty { gzip: false } => {
                 f.write_str("the file is empty (0 bytes), not a capture")
             }

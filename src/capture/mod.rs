@@ -336,6 +336,7 @@ pub fn read_records(
         },
         next_progress: vec![PROGRESS_STEP; sources.len()],
         filter_notes: Vec::new(),
+        undecodable: Vec::new(),
     };
 
     if sources.len() == 1 {
@@ -380,6 +381,17 @@ pub fn read_records(
         for (_, _, note) in run.filter_notes.iter().filter(|(i, _, _)| *i == index) {
             f.notes.push(note.clone());
         }
+        if let Some(u) = run.undecodable.iter().find(|u| u.file == index) {
+            f.notes.push(format!(
+                "{} record{} could not be decoded (headers cut or invalid) and {} left out; the \
+                 first is record {}: {}",
+                u.count,
+                if u.count == 1 { "" } else { "s" },
+                if u.count == 1 { "was" } else { "were" },
+                u.first_record,
+                u.reason
+            ));
+        }
         summary.records += f.records;
         if let Some(t) = f.first_ts {
             if summary.first_ts.is_none_or(|x| t < x) {
@@ -404,6 +416,16 @@ struct Run {
     next_progress: Vec<u64>,
     /// (input, link type, note) for link types the filter does not compile for.
     filter_notes: Vec<(u16, u32, String)>,
+    /// Records of each input that could not be decoded: how many, and the first one.
+    undecodable: Vec<Undecodable>,
+}
+
+/// Undecodable records of one input, for a note in its summary.
+struct Undecodable {
+    file: u16,
+    count: u64,
+    first_record: u64,
+    reason: String,
 }
 
 impl Run {
@@ -455,7 +477,11 @@ impl Run {
             }
         }
         match decode::decode(link_type, data, frame, ts) {
-            Ok(p) => {
+            Ok(mut p) => {
+                // Only the record header knows what the snaplen cut: an IP length that claims
+                // more than that lies (or the writer does), and is not taken as lost payload.
+                let cut = orig_len.saturating_sub(u32::try_from(data.len()).unwrap_or(u32::MAX));
+                p.payload_missing = p.payload_missing.min(cut);
                 self.summary.tcp_packets += 1;
                 if p.payload_missing > 0 {
                     self.summary.truncated_packets += 1;
@@ -465,6 +491,17 @@ impl Run {
             }
             Err(why) => {
                 self.summary.ignored.add(why);
+                if why == Ignored::Undecodable {
+                    match self.undecodable.iter_mut().find(|u| u.file == frame.file) {
+                        Some(u) => u.count += 1,
+                        None => self.undecodable.push(Undecodable {
+                            file: frame.file,
+                            count: 1,
+                            first_record: frame.number,
+                            reason: decode::why_undecodable(link_type, data),
+                        }),
+                    }
+                }
                 on_record(&raw(None));
             }
         }

@@ -36,6 +36,11 @@ const SNAPLEN_SLACK: u64 = 2;
 const USUAL_MAX_SNAPLEN: u64 = 262_144;
 /// Magic numbers as the first four bytes appear in the file.
 const PCAPNG_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
+/// Interfaces of a pcapng section kept; the packets of further ones are counted as ignored
+/// (real files have a few; a damaged or hostile one may declare millions).
+pub const MAX_INTERFACES: usize = 4096;
+/// Link types named in a file's summary (and notes); further ones are summed up in one note.
+const MAX_LISTED_LINK_TYPES: usize = 64;
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 /// One packet record as the reader found it.
@@ -187,6 +192,13 @@ struct State {
     /// Link types already named in a note (unsupported interfaces, filter failures).
     noted_link_types: Vec<u32>,
     noted_missing_iface: bool,
+    /// Interface blocks past [`MAX_INTERFACES`] were met (and noted).
+    noted_too_many_ifaces: bool,
+    /// Link types past [`MAX_LISTED_LINK_TYPES`] were met (and noted).
+    noted_too_many_link_types: bool,
+    /// The first record whose timestamp went back, and by how much (ns); the largest step back.
+    first_backwards: Option<(u64, i64)>,
+    largest_backwards: i64,
 }
 
 /// One capture input being read.
@@ -440,6 +452,10 @@ impl Source {
                 last_ts: None,
                 noted_link_types: Vec::new(),
                 noted_missing_iface: false,
+                noted_too_many_ifaces: false,
+                noted_too_many_link_types: false,
+                first_backwards: None,
+                largest_backwards: 0,
             },
             io,
             capacity: INITIAL_BUFFER,
@@ -529,6 +545,20 @@ impl Source {
         }
         let mut s = self.state.summary;
         s.bytes = self.reader.consumed() as u64;
+        if let Some((record, back)) = self.state.first_backwards {
+            let n = s.backwards_timestamps;
+            s.notes.push(format!(
+                "{n} record{} {} a timestamp earlier than the record before {} (the first is \
+                 record {record}, {} s back; the largest step back is {} s): times and silences \
+                 measured across {} may be off",
+                if n == 1 { "" } else { "s" },
+                if n == 1 { "has" } else { "have" },
+                if n == 1 { "it" } else { "them" },
+                seconds(back),
+                seconds(self.state.largest_backwards),
+                if n == 1 { "it" } else { "them" },
+            ));
+        }
         s
     }
 
@@ -583,9 +613,13 @@ impl Source {
                         Ok(n) => n,
                         Err(msg) => return self.damage(msg),
                     };
+                    // At most double at a time, reading as the buffer grows: a record that
+                    // claims more bytes than the input holds is found cut (the reader runs
+                    // dry) before its claimed size is allocated.
                     let target = needed
                         .saturating_add(64 * 1024)
-                        .max(self.capacity.saturating_mul(2));
+                        .max(self.capacity.saturating_add(1))
+                        .min(self.capacity.saturating_mul(2));
                     if !self.grow(target) {
                         let msg = format!(
                             "a block of {needed} bytes exceeds the {MAX_BUFFER}-byte limit"
@@ -805,6 +839,18 @@ impl State {
                         }
                     })
                     .unwrap_or(0);
+                if ifaces.len() >= MAX_INTERFACES {
+                    if !self.noted_too_many_ifaces {
+                        self.noted_too_many_ifaces = true;
+                        self.summary.notes.push(format!(
+                            "more than {MAX_INTERFACES} interface description blocks in a \
+                             section (record {} follows the first one past that): the packets \
+                             of those interfaces are counted as ignored",
+                            self.summary.records + 1
+                        ));
+                    }
+                    return Step::Skip(len);
+                }
                 ifaces.push(Iface {
                     link_type,
                     snaplen: idb.snaplen,
@@ -812,11 +858,24 @@ impl State {
                     offset_secs,
                 });
                 let if_no = ifaces.len() - 1;
+                // Both lists stay short, so these searches stay cheap.
+                let listed = self.summary.link_types.len() < MAX_LISTED_LINK_TYPES;
                 let lt_name = link::name(link_type);
                 if !self.summary.link_types.contains(&lt_name) {
-                    self.summary.link_types.push(lt_name.clone());
+                    if listed {
+                        self.summary.link_types.push(lt_name.clone());
+                    } else if !self.noted_too_many_link_types {
+                        self.noted_too_many_link_types = true;
+                        self.summary.notes.push(format!(
+                            "more than {MAX_LISTED_LINK_TYPES} link types: only the first are \
+                             listed"
+                        ));
+                    }
                 }
-                if !link::is_supported(link_type) && !self.noted_link_types.contains(&link_type) {
+                if !link::is_supported(link_type)
+                    && self.noted_link_types.len() < MAX_LISTED_LINK_TYPES
+                    && !self.noted_link_types.contains(&link_type)
+                {
                     self.noted_link_types.push(link_type);
                     self.summary.notes.push(format!(
                         "interface {if_no} has link type {lt_name} ({link_type}), which is not \
@@ -940,6 +999,9 @@ impl State {
         if let Some(prev) = self.last_ts {
             if ts < prev {
                 s.backwards_timestamps += 1;
+                let back = prev.0.saturating_sub(ts.0);
+                self.first_backwards.get_or_insert((s.records, back));
+                self.largest_backwards = self.largest_backwards.max(back);
             }
         }
         if s.first_ts.is_none_or(|f| ts < f) {
@@ -961,6 +1023,13 @@ impl State {
             len,
         )
     }
+}
+
+/// Nanoseconds as seconds for a note: microseconds shown, trailing zeros dropped.
+fn seconds(nanos: i64) -> String {
+    let s = format!("{:.6}", nanos as f64 / 1e9);
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    s.to_string()
 }
 
 /// Link type given to packets of an undescribed pcapng interface; no decoder accepts it.

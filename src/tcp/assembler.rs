@@ -54,6 +54,12 @@ impl Assembler {
         self.pending_bytes
     }
 
+    /// Changes the cap on waiting bytes for the insertions to come (bytes already waiting stay,
+    /// even above it).
+    pub fn set_cap(&mut self, cap: usize) {
+        self.cap = cap;
+    }
+
     /// Offset of the first byte waiting beyond a hole, if any.
     pub fn first_pending(&self) -> Option<u64> {
         self.pending.keys().next().copied()

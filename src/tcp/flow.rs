@@ -8,6 +8,14 @@
 //! interpret payload. Connections that are closed and quiet, or idle for long, are finished
 //! early so memory follows the number of open connections; [`FlowTable::finish_all`] finishes
 //! the rest at the end of the capture.
+//!
+//! Limits, so that a hostile or odd capture (a scan, a flood, endless out-of-order data) cannot
+//! exhaust memory: at most [`FlowConfig::max_open_flows`] connections are open at once (past
+//! that the least recently active ones are finished early, closed ones first, and counted in
+//! [`FlowTable::evicted_flows`]); out-of-order bytes are held up to
+//! [`FlowConfig::max_pending_bytes`] per direction and [`FlowConfig::max_total_pending_bytes`]
+//! over all connections (what does not fit is dropped and reported as
+//! [`TcpAnomaly::BufferFull`]); each connection keeps at most [`MAX_TCP_ANOMALIES`] anomalies.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -33,6 +41,12 @@ pub struct FlowConfig {
     pub server_ports: Vec<u16>,
     /// Out-of-order bytes held per direction before new ones are dropped (and reported).
     pub max_pending_bytes: usize,
+    /// Out-of-order bytes held over all open connections before new ones are dropped (and
+    /// reported, as for `max_pending_bytes`).
+    pub max_total_pending_bytes: usize,
+    /// Connections open at once. Past this, the least recently active ones (closed ones first)
+    /// are finished early, a sixteenth of the table at a time, and counted.
+    pub max_open_flows: usize,
     /// A closed connection is finished once quiet this long (capture time).
     pub closed_linger: Timestamp,
     /// An open connection is finished once idle this long (capture time).
@@ -44,6 +58,8 @@ impl Default for FlowConfig {
         FlowConfig {
             server_ports: vec![25, 587, 2525, 465],
             max_pending_bytes: 4 << 20,
+            max_total_pending_bytes: 512 << 20,
+            max_open_flows: 65_536,
             closed_linger: Timestamp::from_secs(120),
             idle_timeout: Timestamp::from_secs(2 * 3600),
         }
@@ -107,6 +123,10 @@ pub struct SideStats {
     pub icmp_mtu: Option<u32>,
     pub icmp_first: Option<(Timestamp, FrameRef)>,
 }
+
+/// Anomalies kept per connection; later ones are not recorded (their bytes are still counted
+/// in the side stats).
+pub const MAX_TCP_ANOMALIES: usize = 64;
 
 /// Something odd on the TCP level, with its provenance.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -263,6 +283,22 @@ pub struct FlowTable<S> {
     flows: HashMap<FlowKey, Conn<S>>,
     finished: Vec<(TcpConnection, S)>,
     last_sweep: Timestamp,
+    /// Out-of-order bytes held by all open connections.
+    pending_total: usize,
+    /// Connections finished early because the table was full.
+    evicted: u64,
+}
+
+/// Out-of-order bytes a connection holds.
+fn pending_of<S>(conn: &Conn<S>) -> usize {
+    conn.streams[0].assembler.pending_bytes() + conn.streams[1].assembler.pending_bytes()
+}
+
+/// RST seen on either side, or FIN from both.
+fn is_closed(f: &TcpConnection) -> bool {
+    f.from_client.first_rst.is_some()
+        || f.from_server.first_rst.is_some()
+        || (f.from_client.first_fin.is_some() && f.from_server.first_fin.is_some())
 }
 
 impl<S: StreamSink> FlowTable<S> {
@@ -272,12 +308,52 @@ impl<S: StreamSink> FlowTable<S> {
             flows: HashMap::new(),
             finished: Vec::new(),
             last_sweep: Timestamp(i64::MIN),
+            pending_total: 0,
+            evicted: 0,
         }
     }
 
     /// Connections currently open.
     pub fn open_connections(&self) -> usize {
         self.flows.len()
+    }
+
+    /// Connections finished early because more than [`FlowConfig::max_open_flows`] were open
+    /// at once. Their later packets, if any, start a new connection (joined mid-stream).
+    pub fn evicted_flows(&self) -> u64 {
+        self.evicted
+    }
+
+    /// Out-of-order bytes held by all open connections.
+    pub fn pending_bytes(&self) -> usize {
+        self.pending_total
+    }
+
+    /// Finishes the open connection `key` (its waiting bytes are delivered after their holes).
+    fn finish_flow(&mut self, key: &FlowKey) {
+        if let Some(conn) = self.flows.remove(key) {
+            self.pending_total = self.pending_total.saturating_sub(pending_of(&conn));
+            self.finished.push(finish(conn));
+        }
+    }
+
+    /// Makes room for a new connection: finishes the least recently active sixteenth of the
+    /// table, closed connections first.
+    fn evict(&mut self) {
+        let n = (self.config.max_open_flows / 16).max(1);
+        let mut by_age: Vec<(bool, Timestamp, FlowKey)> = self
+            .flows
+            .iter()
+            .map(|(k, c)| (!is_closed(&c.facts), c.facts.last_seen, *k))
+            .collect();
+        if by_age.len() > n {
+            by_age.select_nth_unstable(n - 1);
+            by_age.truncate(n);
+        }
+        for (_, _, k) in by_age {
+            self.finish_flow(&k);
+            self.evicted += 1;
+        }
     }
 
     /// Takes the connections finished so far.
@@ -289,10 +365,7 @@ impl<S: StreamSink> FlowTable<S> {
     pub fn finish_all(mut self) -> Vec<(TcpConnection, S)> {
         let keys: Vec<FlowKey> = self.flows.keys().copied().collect();
         for k in keys {
-            if let Some(conn) = self.flows.remove(&k) {
-                let done = finish(conn);
-                self.finished.push(done);
-            }
+            self.finish_flow(&k);
         }
         self.finished
     }
@@ -313,21 +386,19 @@ impl<S: StreamSink> FlowTable<S> {
             if let Some(conn) = self.flows.get(&key) {
                 let same_isn =
                     conn.client_isn == Some(SeqNumber(pkt.seq)) && conn.facts.client == src;
-                let closed = conn.facts.from_client.first_rst.is_some()
-                    || conn.facts.from_server.first_rst.is_some()
-                    || (conn.facts.from_client.first_fin.is_some()
-                        && conn.facts.from_server.first_fin.is_some());
+                let closed = is_closed(&conn.facts);
                 // A SYN on a connection the capture joined midway (client bytes, no SYN seen)
                 // opens a new connection too.
                 let isn_changed = (conn.client_isn.is_some() && !same_isn)
                     || (conn.client_isn.is_none() && conn.streams[0].origin.is_some());
                 if closed && !same_isn || isn_changed {
                     // Port reuse: the old connection is over; this SYN opens a new one.
-                    if let Some(old) = self.flows.remove(&key) {
-                        self.finished.push(finish(old));
-                    }
+                    self.finish_flow(&key);
                 }
             }
+        }
+        if self.flows.len() >= self.config.max_open_flows.max(1) && !self.flows.contains_key(&key) {
+            self.evict();
         }
 
         let config = &self.config;
@@ -355,8 +426,13 @@ impl<S: StreamSink> FlowTable<S> {
                 sink: new_sink(client, server),
             }
         });
-        on_packet(conn, pkt, src);
+        // What this connection may hold out of order, within the budget of the whole table.
+        let before = pending_of(conn);
+        let others = self.pending_total.saturating_sub(before);
+        let budget = config.max_total_pending_bytes.saturating_sub(others);
+        on_packet(conn, pkt, src, config.max_pending_bytes, budget);
         expire_acked_holes(conn, pkt.frame, pkt.ts, false);
+        self.pending_total = others + pending_of(conn);
 
         if pkt.ts.0.saturating_sub(self.last_sweep.0) >= Timestamp::NANOS_PER_SEC * 10 {
             self.last_sweep = pkt.ts;
@@ -399,17 +475,12 @@ impl<S: StreamSink> FlowTable<S> {
             .filter(|(_, c)| {
                 let f = &c.facts;
                 let quiet = now.0.saturating_sub(f.last_seen.0);
-                let closed = f.from_client.first_rst.is_some()
-                    || f.from_server.first_rst.is_some()
-                    || (f.from_client.first_fin.is_some() && f.from_server.first_fin.is_some());
-                (closed && quiet >= linger) || quiet >= idle
+                (is_closed(f) && quiet >= linger) || quiet >= idle
             })
             .map(|(k, _)| *k)
             .collect();
         for k in done {
-            if let Some(conn) = self.flows.remove(&k) {
-                self.finished.push(finish(conn));
-            }
+            self.finish_flow(&k);
         }
     }
 }
@@ -439,7 +510,15 @@ fn orient(
     }
 }
 
-fn on_packet<S: StreamSink>(conn: &mut Conn<S>, pkt: &Packet<'_>, src: SocketAddr) {
+/// Records one packet of `conn`. Out-of-order bytes are held up to `stream_cap` per direction
+/// and `budget` for the connection as a whole.
+fn on_packet<S: StreamSink>(
+    conn: &mut Conn<S>,
+    pkt: &Packet<'_>,
+    src: SocketAddr,
+    stream_cap: usize,
+    budget: usize,
+) {
     let side = if src == conn.facts.client {
         Side::Client
     } else {
@@ -539,6 +618,8 @@ fn on_packet<S: StreamSink>(conn: &mut Conn<S>, pkt: &Packet<'_>, src: SocketAdd
         Side::Client => &mut facts.from_client,
         Side::Server => &mut facts.from_server,
     };
+    // The other direction's waiting bytes count against this connection's budget.
+    let theirs = conn.streams[idx(side.other())].assembler.pending_bytes();
     let stream = &mut conn.streams[idx(side)];
     if payload_len > 0 && !pkt.flags.syn {
         if stream.origin.is_none() {
@@ -567,6 +648,9 @@ fn on_packet<S: StreamSink>(conn: &mut Conn<S>, pkt: &Packet<'_>, src: SocketAdd
             };
             let sink = &mut conn.sink;
             let at = pkt.ts;
+            stream
+                .assembler
+                .set_cap(stream_cap.min(budget.saturating_sub(theirs)));
             let r = stream
                 .assembler
                 .insert(offset, data, &mut |b| sink.data(side, at, b));
@@ -576,14 +660,14 @@ fn on_packet<S: StreamSink>(conn: &mut Conn<S>, pkt: &Packet<'_>, src: SocketAdd
                     stats.largest_segment_retransmissions += 1;
                 }
             }
-            if r.conflict {
+            if r.conflict && facts.anomalies.len() < MAX_TCP_ANOMALIES {
                 facts.anomalies.push(TcpAnomaly::OverlapConflict {
                     side,
                     frame: pkt.frame,
                     at: pkt.ts,
                 });
             }
-            if r.dropped_bytes > 0 {
+            if r.dropped_bytes > 0 && facts.anomalies.len() < MAX_TCP_ANOMALIES {
                 facts.anomalies.push(TcpAnomaly::BufferFull {
                     side,
                     frame: pkt.frame,
@@ -708,7 +792,8 @@ fn expire_side<S: StreamSink>(
             return;
         }
         hole.packets += 1;
-        if !force && now.0 - hole.since.0 < ACKED_HOLE_WAIT && hole.packets < ACKED_HOLE_PACKETS {
+        let waited = now.0.saturating_sub(hole.since.0);
+        if !force && waited < ACKED_HOLE_WAIT && hole.packets < ACKED_HOLE_PACKETS {
             return;
         }
         let upto = hole.upto;
@@ -743,7 +828,7 @@ fn record_gap<S: StreamSink>(
         Side::Server => &mut conn.facts.from_server,
     };
     stats.gap_bytes += bytes;
-    if conn.facts.anomalies.len() < 64 {
+    if conn.facts.anomalies.len() < MAX_TCP_ANOMALIES {
         conn.facts.anomalies.push(TcpAnomaly::Gap {
             side,
             frame,
