@@ -3,45 +3,10 @@
 //! the errors that say how to find the right connection, and a standard error that stays empty
 //! when it is not a terminal (no progress bar).
 
-use std::path::PathBuf;
-
-use assert_cmd::Command;
 use serde_json::Value;
 
-fn case(name: &str, file: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("captures")
-        .join(name)
-        .join(file)
-        .to_string_lossy()
-        .into_owned()
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(args: &[&str]) -> Run {
-    let out = Command::cargo_bin("icidtrace")
-        .expect("the icidtrace binary is built")
-        .env_remove("COLUMNS")
-        .args(args)
-        .output()
-        .expect("icidtrace runs");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn ok(args: &[&str]) -> Run {
-    let r = run(args);
-    assert_eq!(r.code, 0, "icidtrace {args:?} failed:\n{}", r.stderr);
-    r
-}
+mod cli_support;
+use cli_support::*;
 
 fn contains_all(text: &str, parts: &[&str]) {
     for p in parts {

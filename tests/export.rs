@@ -14,52 +14,8 @@ use assert_cmd::Command;
 use icidtrace::analyze::{AnalyzeOptions, analyze};
 use serde_json::Value;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn case(name: &str, file: &str) -> String {
-    root()
-        .join("captures")
-        .join(name)
-        .join(file)
-        .to_string_lossy()
-        .into_owned()
-}
-
-fn public(name: &str) -> String {
-    root()
-        .join("../shared/captures/public")
-        .join(name)
-        .to_string_lossy()
-        .into_owned()
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(args: &[&str]) -> Run {
-    let out = Command::cargo_bin("icidtrace")
-        .expect("the icidtrace binary is built")
-        .env_remove("COLUMNS")
-        .args(args)
-        .output()
-        .expect("icidtrace runs");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn ok(args: &[&str]) -> Run {
-    let r = run(args);
-    assert_eq!(r.code, 0, "icidtrace {args:?} failed:\n{}", r.stderr);
-    r
-}
+mod cli_support;
+use cli_support::*;
 
 fn json(s: &str) -> Value {
     serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}):\n{s}"))
