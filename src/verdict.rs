@@ -310,12 +310,6 @@ fn client_activity_before(smtp: &SessionSummary, before: Timestamp) -> Option<Ti
     let mut times: Vec<Timestamp> = Vec::new();
     times.extend(smtp.first_command.as_ref().map(|c| c.at));
     times.extend(smtp.last_command.as_ref().map(|c| c.at));
-    times.extend(
-        smtp.greeting
-            .as_ref()
-            .and(smtp.first_command.as_ref())
-            .map(|c| c.at),
-    );
     for t in &smtp.transactions {
         times.push(t.mail_at);
         if let Some(d) = &t.data {
@@ -412,7 +406,7 @@ fn smtp_evidence(smtp: &SessionSummary, ev: &mut Vec<Evidence>) {
 pub fn decide(tcp: &TcpConnection, smtp: &SessionSummary) -> Verdict {
     let mut v = decide_unsorted(tcp, smtp);
     v.findings = findings(tcp, smtp);
-    judge_middlebox(tcp, &mut v);
+    judge_middlebox(&mut v);
     v.next_steps = next_steps(v.cause).to_string();
     // Evidence reads as a timeline; facts without a time (what is unknowable) come last.
     v.evidence.sort_by_key(|e| (e.at.is_none(), e.at));
@@ -520,7 +514,7 @@ fn decide_unsorted(tcp: &TcpConnection, smtp: &SessionSummary) -> Verdict {
 
     // Inside TLS, QUIT and its 221 are invisible: a server closing first is the normal end.
     if smtp.tls.is_some() {
-        return tls_end(tcp, smtp, end, ev);
+        return tls_end(smtp, end, ev);
     }
 
     // The server closed first, before any QUIT.
@@ -787,12 +781,7 @@ fn server_end(
     }
 }
 
-fn tls_end(
-    tcp: &TcpConnection,
-    smtp: &SessionSummary,
-    end: Option<End>,
-    mut ev: Vec<Evidence>,
-) -> Verdict {
+fn tls_end(smtp: &SessionSummary, end: Option<End>, mut ev: Vec<Evidence>) -> Verdict {
     let tls = smtp.tls.clone().unwrap_or_default();
     ev.push(Evidence {
         at: smtp.starttls.as_ref().map(|c| c.at),
@@ -844,7 +833,6 @@ fn tls_end(
             findings: Vec::new(),
         };
     }
-    let _ = tcp;
     ev.push(Evidence {
         at: None,
         fact: "QUIT and the message state are inside TLS: the mail log tells whether a message was open".into(),
@@ -1204,7 +1192,7 @@ fn findings(tcp: &TcpConnection, smtp: &SessionSummary) -> Vec<Finding> {
 }
 
 /// Hands the end to a middlebox when the RST or FIN that ended the session was forged.
-fn judge_middlebox(tcp: &TcpConnection, v: &mut Verdict) {
+fn judge_middlebox(v: &mut Verdict) {
     let by_rst = matches!(
         v.cause,
         Cause::ClientRst | Cause::RstDuringData | Cause::ServerRst
@@ -1230,7 +1218,6 @@ fn judge_middlebox(tcp: &TcpConnection, v: &mut Verdict) {
     else {
         return;
     };
-    let _ = tcp;
     v.evidence.push(Evidence {
         at: f.at,
         fact: f.detail.clone(),
