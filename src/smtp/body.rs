@@ -55,12 +55,20 @@ impl BodyScan {
         let mut i = 0;
         while i < input.len() {
             match self.state {
-                State::Mid => match input[i..].iter().position(|&b| b == b'\n') {
-                    Some(p) => {
+                // Only a `.` right after a line end can start the mark, and dots are rarer
+                // than line ends (base64 parts have none): look for dots, not lines.
+                State::Mid => match memchr::memchr(b'.', &input[i..]) {
+                    Some(p) if i + p > 0 && input[i + p - 1] == b'\n' => {
                         i += p + 1;
-                        self.state = State::LineStart;
+                        self.state = State::Dot;
                     }
-                    None => i = input.len(),
+                    Some(p) => i += p + 1,
+                    None => {
+                        if input.last() == Some(&b'\n') {
+                            self.state = State::LineStart;
+                        }
+                        i = input.len();
+                    }
                 },
                 State::LineStart => {
                     self.state = match input[i] {

@@ -29,10 +29,67 @@ pub struct Assembler {
     pending_bytes: usize,
     cap: usize,
     /// Last bytes delivered, kept to detect retransmissions that carry different data.
-    tail: Vec<u8>,
+    tail: Tail,
 }
 
+/// Bytes of the stream kept behind `next` (a power of two).
 const TAIL_KEEP: usize = 2048;
+
+/// The last bytes delivered, in a ring indexed by stream offset (the byte at offset `o` sits at
+/// `o % capacity`), so that keeping them costs one copy of each byte and no shifting. The ring
+/// grows in powers of two up to [`TAIL_KEEP`] as bytes come, so that a direction that sends
+/// little (the server's replies) keeps little.
+#[derive(Debug, Default)]
+struct Tail {
+    ring: Vec<u8>,
+    /// Bytes before the stream's next offset that the ring holds.
+    valid: usize,
+}
+
+impl Tail {
+    fn clear(&mut self) {
+        self.valid = 0;
+    }
+
+    /// Keeps `data`, which ends at stream offset `end`.
+    fn push(&mut self, end: u64, data: &[u8]) {
+        let want = (self.valid + data.len()).min(TAIL_KEEP);
+        if want > self.ring.len() {
+            // Grow, moving the bytes kept to their places in the larger ring.
+            let (new_cap, old_cap) = (want.next_power_of_two().min(TAIL_KEEP), self.ring.len());
+            let mut ring = vec![0u8; new_cap];
+            let start = end - data.len() as u64 - self.valid as u64;
+            for o in start..end - data.len() as u64 {
+                ring[o as usize % new_cap] = self.ring[o as usize % old_cap];
+            }
+            self.ring = ring;
+        }
+        let cap = self.ring.len();
+        let data = &data[data.len().saturating_sub(cap)..];
+        let first = (end - data.len() as u64) as usize % cap;
+        let split = (cap - first).min(data.len());
+        self.ring[first..first + split].copy_from_slice(&data[..split]);
+        self.ring[..data.len() - split].copy_from_slice(&data[split..]);
+        self.valid = (self.valid + data.len()).min(cap);
+    }
+
+    /// Whether `data`, placed at `offset`, differs from the kept bytes it overlaps (those before
+    /// `next`, the stream offset after the last byte kept).
+    fn differs(&self, next: u64, offset: u64, data: &[u8]) -> bool {
+        let tail_start = next - self.valid as u64;
+        let from = offset.max(tail_start);
+        let to = (offset + data.len() as u64).min(next);
+        if from >= to || self.ring.is_empty() {
+            return false;
+        }
+        let cap = self.ring.len();
+        let incoming = &data[(from - offset) as usize..(to - offset) as usize];
+        let first = from as usize % cap;
+        let split = (cap - first).min(incoming.len());
+        incoming[..split] != self.ring[first..first + split]
+            || incoming[split..] != self.ring[..incoming.len() - split]
+    }
+}
 
 impl Assembler {
     pub fn new(cap: usize) -> Self {
@@ -41,7 +98,7 @@ impl Assembler {
             pending: BTreeMap::new(),
             pending_bytes: 0,
             cap,
-            tail: Vec::new(),
+            tail: Tail::default(),
         }
     }
 
@@ -115,29 +172,14 @@ impl Assembler {
 
     fn advance(&mut self, data: &[u8], deliver: &mut dyn FnMut(&[u8])) {
         self.next += data.len() as u64;
-        if data.len() >= TAIL_KEEP {
-            self.tail.clear();
-            self.tail.extend_from_slice(&data[data.len() - TAIL_KEEP..]);
-        } else {
-            let overflow = (self.tail.len() + data.len()).saturating_sub(TAIL_KEEP);
-            self.tail.drain(..overflow);
-            self.tail.extend_from_slice(data);
-        }
+        self.tail.push(self.next, data);
         deliver(data);
     }
 
     /// Whether `data` at `offset` (all before `next`) disagrees with the bytes delivered there,
     /// as far as the kept tail reaches.
     fn differs_from_tail(&self, offset: u64, data: &[u8]) -> bool {
-        let tail_start = self.next - self.tail.len() as u64;
-        let from = offset.max(tail_start);
-        let to = (offset + data.len() as u64).min(self.next);
-        if from >= to {
-            return false;
-        }
-        let a = &data[(from - offset) as usize..(to - offset) as usize];
-        let b = &self.tail[(from - tail_start) as usize..(to - tail_start) as usize];
-        a != b
+        self.tail.differs(self.next, offset, data)
     }
 
     /// Stores the parts of `data` not already pending (first copy wins).
@@ -351,6 +393,34 @@ mod tests {
                 a.insert(s as u64, &original[s..s + l], &mut |b| out.extend_from_slice(b));
             }
             prop_assert_eq!(out, original);
+        }
+            /// The kept tail (a ring that grows, then wraps) tells a retransmission of the last
+        /// [`TAIL_KEEP`] bytes from one carrying different bytes, whatever the delivery sizes.
+        #[test]
+        fn tail_tells_same_from_different(
+            chunks in proptest::collection::vec(1usize..1500, 1..12),
+            from_end in 1usize..=TAIL_KEEP,
+            len in 1usize..1500,
+            flip in proptest::option::of(0usize..1500),
+        ) {
+            let total: usize = chunks.iter().sum();
+            let stream: Vec<u8> = (0..total).map(|i| (i * 7 + i / 251) as u8).collect();
+            let mut a = Assembler::new(1 << 20);
+            let mut off = 0;
+            for c in &chunks {
+                a.insert(off as u64, &stream[off..off + c], &mut |_| {});
+                off += c;
+            }
+            let start = total.saturating_sub(from_end);
+            let end = (start + len).min(total);
+            let mut copy = stream[start..end].to_vec();
+            let flipped = flip.filter(|&f| f < copy.len());
+            if let Some(f) = flipped {
+                copy[f] ^= 0x55;
+            }
+            let r = a.insert(start as u64, &copy, &mut |_| {});
+            prop_assert_eq!(r.duplicate_bytes, copy.len() as u64);
+            prop_assert_eq!(r.conflict, flipped.is_some());
         }
     }
 }

@@ -268,19 +268,100 @@ fn idx(side: Side) -> usize {
     }
 }
 
-type FlowKey = (IpAddr, u16, IpAddr, u16);
+/// A connection's two ends in a canonical order (lower end first), addresses as 16 bytes
+/// (IPv4 mapped) so that hashing and comparing a key is a few word operations: this lookup is
+/// done for every packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct FlowKey {
+    lo: ([u8; 16], u16),
+    hi: ([u8; 16], u16),
+}
+
+fn end_of(a: SocketAddr) -> ([u8; 16], u16) {
+    let ip = match a.ip() {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        IpAddr::V6(v6) => v6.octets(),
+    };
+    (ip, a.port())
+}
 
 fn key_of(a: SocketAddr, b: SocketAddr) -> FlowKey {
-    if (a.ip(), a.port()) <= (b.ip(), b.port()) {
-        (a.ip(), a.port(), b.ip(), b.port())
+    let (a, b) = (end_of(a), end_of(b));
+    if a <= b {
+        FlowKey { lo: a, hi: b }
     } else {
-        (b.ip(), b.port(), a.ip(), a.port())
+        FlowKey { lo: b, hi: a }
+    }
+}
+
+/// Seeded per run, so that a capture crafted to collide keys cannot slow the table down.
+type FlowHasher = foldhash::fast::RandomState;
+
+/// The open connections: a small index from key to slot, and the connections in one dense
+/// vector. The index a lookup walks stays a few hundred KiB for ten thousand connections (it
+/// sits in cache), where a map holding the connections themselves would spread the keys over
+/// tens of MiB and miss the cache on every packet.
+struct Open<S> {
+    index: HashMap<FlowKey, u32, FlowHasher>,
+    conns: Vec<(FlowKey, Conn<S>)>,
+}
+
+impl<S> Open<S> {
+    fn new() -> Self {
+        Open {
+            index: HashMap::with_hasher(FlowHasher::default()),
+            conns: Vec::new(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.conns.len()
+    }
+
+    fn contains_key(&self, key: &FlowKey) -> bool {
+        self.index.contains_key(key)
+    }
+
+    fn get(&self, key: &FlowKey) -> Option<&Conn<S>> {
+        let i = *self.index.get(key)?;
+        Some(&self.conns[i as usize].1)
+    }
+
+    fn get_mut(&mut self, key: &FlowKey) -> Option<&mut Conn<S>> {
+        let i = *self.index.get(key)?;
+        Some(&mut self.conns[i as usize].1)
+    }
+
+    fn get_or_insert_with(&mut self, key: FlowKey, new: impl FnOnce() -> Conn<S>) -> &mut Conn<S> {
+        let next = self.conns.len() as u32;
+        let i = *self.index.entry(key).or_insert(next);
+        if i == next {
+            self.conns.push((key, new()));
+        }
+        &mut self.conns[i as usize].1
+    }
+
+    fn remove(&mut self, key: &FlowKey) -> Option<Conn<S>> {
+        let i = self.index.remove(key)? as usize;
+        let (_, conn) = self.conns.swap_remove(i);
+        if let Some((moved, _)) = self.conns.get(i) {
+            self.index.insert(*moved, i as u32);
+        }
+        Some(conn)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&FlowKey, &Conn<S>)> {
+        self.conns.iter().map(|(k, c)| (k, c))
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &FlowKey> {
+        self.conns.iter().map(|(k, _)| k)
     }
 }
 
 pub struct FlowTable<S> {
     config: FlowConfig,
-    flows: HashMap<FlowKey, Conn<S>>,
+    flows: Open<S>,
     finished: Vec<(TcpConnection, S)>,
     last_sweep: Timestamp,
     /// Out-of-order bytes held by all open connections.
@@ -305,7 +386,7 @@ impl<S: StreamSink> FlowTable<S> {
     pub fn new(config: FlowConfig) -> Self {
         FlowTable {
             config,
-            flows: HashMap::new(),
+            flows: Open::new(),
             finished: Vec::new(),
             last_sweep: Timestamp(i64::MIN),
             pending_total: 0,
@@ -402,7 +483,7 @@ impl<S: StreamSink> FlowTable<S> {
         }
 
         let config = &self.config;
-        let conn = self.flows.entry(key).or_insert_with(|| {
+        let conn = self.flows.get_or_insert_with(key, || {
             let (client, server) = orient(pkt, src, dst, &config.server_ports);
             Conn {
                 facts: TcpConnection {
