@@ -16,8 +16,7 @@ SEED=${SEED:-1}
 N=${N:-1000000}
 RUNS=${RUNS:-3}
 LOG=${LOG:-${TMPDIR:-/tmp}/icidtrace-bench-$SIZE-seed$SEED.log}
-TIME=/usr/bin/time
-[ -x "$TIME" ] || { echo "bench-logs: needs GNU time at $TIME (apt-get install time)" >&2; exit 2; }
+. scripts/bench-common.sh
 
 cargo build --release --quiet --bin icidtrace --example gen_maillog --example perf
 BIN=target/release
@@ -28,31 +27,12 @@ fi
 BYTES=$(stat -c %s "$LOG")
 cat "$LOG" > /dev/null # the page cache holds it from here on
 
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)," \
-  "$(free -g | awk '/^Mem:/{print $2}') GiB; load $(cut -d' ' -f1-3 /proc/loadavg)"
+machine
 echo "log: $LOG, $BYTES bytes, $(wc -l < "$LOG") lines"
 echo
 
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-
-# best NAME CMD...: runs CMD $RUNS times under GNU time; keeps the fastest run's wall time,
-# the largest peak RSS, and the fastest run's standard output (in $out/NAME.out).
-best() {
-  local name=$1
-  shift
-  local best_s="" rss=0 i s m
-  for ((i = 0; i < RUNS; i++)); do
-    "$TIME" -f "%e %M" -o "$out/time" "$@" > "$out/run.out"
-    read -r s m < "$out/time"
-    if [ -z "$best_s" ] || awk "BEGIN{exit !($s < $best_s)}"; then
-      best_s=$s
-      cp "$out/run.out" "$out/$name.out"
-    fi
-    [ "$m" -gt "$rss" ] && rss=$m
-  done
-  echo "$best_s $rss" > "$out/$name.time"
-}
 
 row() { # NAME LABEL: wall time, MB/s of the log, peak RSS
   local s m
