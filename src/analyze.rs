@@ -16,7 +16,8 @@ use crate::capture::{self, CaptureError, CaptureSummary, Progress, ReadOptions};
 use crate::correlate::{self, Agreement, ClockHint, ClockSource, WireView};
 use crate::maillog::{self, LogOptions, MailLogError, YearHint};
 use crate::report::{
-    Close, CloseFact, ConnectionReport, LogMatch, Report, SmtpFacts, Summary, ToolInfo,
+    Close, CloseFact, ConnectionReport, FoldedAttempts, LISTED_ATTEMPTS, LogMatch, Report,
+    SmtpFacts, Summary, ToolInfo,
 };
 use crate::smtp::{self, Session, SessionSummary};
 use crate::tcp::{CloseEvent, FlowConfig, FlowTable, StreamSink, TcpConnection};
@@ -195,23 +196,31 @@ enum Kind {
 /// Feeds a connection's streams to its SMTP session once it is known to be SMTP.
 struct SmtpSink {
     kind: Kind,
-    session: Session,
+    /// Made at the first byte: a scan or a flood of SYNs carries none, and an open connection
+    /// without a session costs a fraction of one with it.
+    session: Option<Box<Session>>,
+}
+
+impl SmtpSink {
+    fn session(&mut self) -> &mut Session {
+        self.session.get_or_insert_with(|| Box::new(Session::new()))
+    }
 }
 
 impl StreamSink for SmtpSink {
     fn data(&mut self, side: Side, at: Timestamp, bytes: &[u8]) {
         match &mut self.kind {
-            Kind::Smtp => self.session.on_data(side, at, bytes),
+            Kind::Smtp => self.session().on_data(side, at, bytes),
             Kind::NotSmtp => {}
             Kind::Undecided(held, held_len) => match side {
                 Side::Server => {
                     if smtp::looks_like_banner(bytes) {
                         let held = std::mem::take(held);
                         for (t, b) in held {
-                            self.session.on_data(Side::Client, t, &b);
+                            self.session().on_data(Side::Client, t, &b);
                         }
                         self.kind = Kind::Smtp;
-                        self.session.on_data(side, at, bytes);
+                        self.session().on_data(side, at, bytes);
                     } else {
                         self.kind = Kind::NotSmtp;
                     }
@@ -230,25 +239,68 @@ impl StreamSink for SmtpSink {
 
     fn gap(&mut self, side: Side, at: Timestamp, bytes: u64) {
         if let Kind::Smtp = self.kind {
-            self.session.on_gap(side, at, bytes);
+            self.session().on_gap(side, at, bytes);
         }
     }
 }
 
+/// Distinct client addresses counted among the folded attempts.
+const FOLDED_CLIENTS_CAP: usize = 100_000;
+
+/// Finished connections, as the report will list or count them.
+#[derive(Default)]
+struct Settled {
+    conns: Vec<(TcpConnection, SessionSummary, Verdict)>,
+    /// Connections that were not SMTP.
+    other: u32,
+    attempts_listed: usize,
+    folded: FoldedAttempts,
+    folded_clients: std::collections::HashSet<std::net::IpAddr>,
+}
+
+/// A connection that never got going: no payload either way, and no SYN-ACK or a reset.
+fn is_attempt(tcp: &TcpConnection) -> bool {
+    let (c, s) = (&tcp.from_client, &tcp.from_server);
+    c.payload_bytes == 0
+        && s.payload_bytes == 0
+        && (!tcp.handshake_seen || c.first_rst.is_some() || s.first_rst.is_some())
+}
+
 /// A finished connection's stage outputs: its SMTP summary and verdict, or only a count when it
-/// is not SMTP. Done as each connection finishes, so that its session's buffers (lines, bytes
-/// held for a reply) are freed then and memory follows the open connections, not all of them.
-fn settle(
-    tcp: TcpConnection,
-    sink: SmtpSink,
-    other: &mut u32,
-    conns: &mut Vec<(TcpConnection, SessionSummary, Verdict)>,
-) {
+/// is not SMTP or one attempt too many. Done as each connection finishes, so that its session's
+/// buffers (lines, bytes held for a reply) are freed then and memory follows the open
+/// connections, not all of them.
+fn settle(tcp: TcpConnection, sink: SmtpSink, out: &mut Settled) {
     if !matches!(sink.kind, Kind::Smtp) {
-        *other = other.saturating_add(1);
+        out.other = out.other.saturating_add(1);
         return;
     }
-    let session = sink.session.summary();
+    if is_attempt(&tcp) {
+        if out.attempts_listed >= LISTED_ATTEMPTS {
+            let f = &mut out.folded;
+            f.count += 1;
+            if tcp.from_server.first_rst.is_some() {
+                f.refused += 1;
+            } else if tcp.from_server.packets == 0 {
+                f.unanswered += 1;
+            }
+            if out.folded_clients.len() < FOLDED_CLIENTS_CAP {
+                out.folded_clients.insert(tcp.client.ip());
+            }
+            f.first_seen = Some(
+                f.first_seen
+                    .map_or(tcp.first_seen, |t| t.min(tcp.first_seen)),
+            );
+            f.last_seen = Some(f.last_seen.map_or(tcp.last_seen, |t| t.max(tcp.last_seen)));
+            return;
+        }
+        out.attempts_listed += 1;
+    }
+    let conns = &mut out.conns;
+    let session = match sink.session {
+        Some(s) => s.summary(),
+        None => Session::new().summary(),
+    };
     let verdict = verdict::decide(&tcp, &session);
     conns.push((tcp, session, verdict));
 }
@@ -264,15 +316,14 @@ pub fn analyze(opts: &AnalyzeOptions) -> Result<Report, AnalyzeError> {
     };
     let mut table: FlowTable<SmtpSink> = FlowTable::new(config);
     // Each connection becomes its stage outputs as soon as it is finished (see `settle`).
-    let mut other = 0u32;
-    let mut conns: Vec<(TcpConnection, SessionSummary, Verdict)> = Vec::new();
+    let mut settled = Settled::default();
     let mut new_sink = |_client: SocketAddr, server: SocketAddr| SmtpSink {
         kind: if ports.contains(&server.port()) {
             Kind::Smtp
         } else {
             Kind::Undecided(Vec::new(), 0)
         },
-        session: Session::new(),
+        session: None,
     };
     let read_opts = ReadOptions {
         filter: opts.filter.clone(),
@@ -285,7 +336,7 @@ pub fn analyze(opts: &AnalyzeOptions) -> Result<Report, AnalyzeError> {
             Some(pkt) => {
                 table.process(pkt, &mut new_sink);
                 for (tcp, sink) in table.drain_finished() {
-                    settle(tcp, sink, &mut other, &mut conns);
+                    settle(tcp, sink, &mut settled);
                 }
             }
             // ICMP about a connection's path (too big for the next hop) goes to that connection.
@@ -306,8 +357,18 @@ pub fn analyze(opts: &AnalyzeOptions) -> Result<Report, AnalyzeError> {
     }
     let evicted = table.evicted_flows();
     for (tcp, sink) in table.finish_all() {
-        settle(tcp, sink, &mut other, &mut conns);
+        settle(tcp, sink, &mut settled);
     }
+    let Settled {
+        mut conns,
+        other,
+        mut folded,
+        folded_clients,
+        ..
+    } = settled;
+    folded.clients = folded_clients.len() as u64;
+    folded.clients_cap = FOLDED_CLIENTS_CAP as u64;
+    let folded = (folded.count > 0).then_some(folded);
 
     // Stage outputs per SMTP connection, in time order.
     conns.sort_by_key(|c| (c.0.first_seen, c.0.first_frame));
@@ -362,6 +423,7 @@ pub fn analyze(opts: &AnalyzeOptions) -> Result<Report, AnalyzeError> {
         _ => HashMap::new(),
     };
     let mut report = build_report(conns, other, captures, log.map(|l| l.summary), correlation);
+    report.summary.folded_attempts = folded;
     if evicted > 0 {
         report.problems.push(format!(
             "{evicted} connections were finished early because more than {} were open at once \

@@ -439,34 +439,44 @@ fn tcp_options_that_overrun_the_segment() {
 }
 
 /// An Ethernet/IPv4 pcap of `n` SYNs from distinct client ports to port 8080, 1 ms apart.
-fn syn_flood(n: u32) -> Vec<u8> {
-    let mut out = Vec::with_capacity(24 + n as usize * 70);
+/// `n` connections from distinct clients to `port`, one a millisecond: each a SYN, and with
+/// `data` also one byte of payload after it (a connection under way, never closed).
+fn flood(n: u32, port: u16, data: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(24 + n as usize * 140);
     out.extend_from_slice(&[0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0]);
     out.extend_from_slice(&[0; 8]);
     out.extend_from_slice(&65_535u32.to_le_bytes());
     out.extend_from_slice(&1u32.to_le_bytes());
-    for i in 0..n {
-        let mut f = vec![0u8; 54];
+    let mut packet = |i: u32, us: u64, flags: u8, seq: u32, payload: &[u8]| {
+        let len = 54 + payload.len();
+        let mut f = vec![0u8; len];
         f[12..14].copy_from_slice(&[0x08, 0x00]);
         let ip = &mut f[14..34];
         ip[0] = 0x45;
-        ip[2..4].copy_from_slice(&40u16.to_be_bytes());
+        ip[2..4].copy_from_slice(&((40 + payload.len()) as u16).to_be_bytes());
         ip[8] = 64;
         ip[9] = 6;
         ip[12..16].copy_from_slice(&[10, (i >> 16) as u8, (i >> 8) as u8, i as u8]);
         ip[16..20].copy_from_slice(&[192, 0, 2, 80]);
         let tcp = &mut f[34..54];
         tcp[0..2].copy_from_slice(&(1024 + (i % 60_000) as u16).to_be_bytes());
-        tcp[2..4].copy_from_slice(&8080u16.to_be_bytes());
-        tcp[4..8].copy_from_slice(&i.to_be_bytes());
+        tcp[2..4].copy_from_slice(&port.to_be_bytes());
+        tcp[4..8].copy_from_slice(&seq.to_be_bytes());
         tcp[12] = 0x50;
-        tcp[13] = 0x02;
-        let us = u64::from(i) * 1000;
+        tcp[13] = flags;
+        f[54..].copy_from_slice(payload);
         out.extend_from_slice(&(1_700_000_000 + (us / 1_000_000) as u32).to_le_bytes());
         out.extend_from_slice(&((us % 1_000_000) as u32).to_le_bytes());
-        out.extend_from_slice(&54u32.to_le_bytes());
-        out.extend_from_slice(&54u32.to_le_bytes());
+        out.extend_from_slice(&(len as u32).to_le_bytes());
+        out.extend_from_slice(&(len as u32).to_le_bytes());
         out.extend_from_slice(&f);
+    };
+    for i in 0..n {
+        let us = u64::from(i) * 1000;
+        packet(i, us, 0x02, i, &[]);
+        if data {
+            packet(i, us + 1, 0x18, i.wrapping_add(1), b"x");
+        }
     }
     out
 }
@@ -474,7 +484,7 @@ fn syn_flood(n: u32) -> Vec<u8> {
 #[test]
 fn more_open_connections_than_the_cap_is_reported() {
     let dir = tempfile::tempdir().unwrap();
-    let p = write(dir.path(), "flood.pcap", &syn_flood(70_000));
+    let p = write(dir.path(), "flood.pcap", &flood(70_000, 8080, true));
     let (v, stderr) = json_of(&["analyze", s(&p)], 3);
     assert!(
         stderr.contains("connections were finished early because more than 65536 were open"),
@@ -485,6 +495,36 @@ fn more_open_connections_than_the_cap_is_reported() {
         v["problems"][0]
             .as_str()
             .is_some_and(|p| p.contains("finished early"))
+    );
+}
+
+/// Attempts (SYN only) lose nothing when finished early: no problem, every one counted.
+#[test]
+fn a_syn_flood_past_the_cap_is_not_a_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "flood.pcap", &flood(70_000, 8080, false));
+    let (v, stderr) = json_of(&["analyze", s(&p)], 0);
+    assert!(!stderr.contains("finished early"), "{stderr}");
+    assert_eq!(v["summary"]["other_tcp_connections"], 70_000, "none lost");
+    assert_eq!(v["problems"].as_array().map(Vec::len), Some(0));
+}
+
+/// A SYN flood to the SMTP port: the first attempts are listed, the rest counted, so the
+/// report stays small whatever the flood's size.
+#[test]
+fn smtp_attempts_past_the_first_thousand_are_counted_not_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "flood.pcap", &flood(5_000, 25, false));
+    let (v, _) = json_of(&["analyze", s(&p)], 0);
+    assert_eq!(v["connections"].as_array().map(Vec::len), Some(1000));
+    let f = &v["summary"]["folded_attempts"];
+    assert_eq!(f["count"], 4_000, "{f}");
+    assert_eq!(f["unanswered"], 4_000, "{f}");
+    assert_eq!(f["refused"], 0, "{f}");
+    assert_eq!(f["clients"], 4_000, "{f}");
+    assert_eq!(
+        v["summary"]["connections"], 1000,
+        "the summary's counts are of the listed connections"
     );
 }
 

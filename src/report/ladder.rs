@@ -1063,6 +1063,10 @@ pub fn facts(report: &Report) -> Vec<(&'static str, String)> {
             }
         ));
     }
+    if let Some(f) = &s.folded_attempts {
+        conns.push_str("; ");
+        conns.push_str(&super::folded_attempts_text(f));
+    }
     out.push(("Connections", conns));
     out.push((
         "Aborted",

@@ -39,6 +39,28 @@ pub(crate) fn wrap(text: &str, width: usize) -> String {
     out
 }
 
+/// The summary line for connection attempts that were counted, not listed, in words.
+pub(crate) fn folded_attempts_text(f: &FoldedAttempts) -> String {
+    use ladder::{thousands, utc};
+    let clients = if f.clients >= f.clients_cap {
+        format!("at least {}", thousands(f.clients))
+    } else {
+        thousands(f.clients)
+    };
+    let span = match (f.first_seen, f.last_seen) {
+        (Some(a), Some(b)) => format!(", {} – {} UTC", utc(a), utc(b)),
+        _ => String::new(),
+    };
+    format!(
+        "{} more connection attempts without a handshake were counted, not listed \
+         ({} unanswered, {} refused with RST; a scan or a SYN flood?) from {clients} client \
+         addresses{span}",
+        thousands(f.count),
+        thousands(f.unanswered),
+        thousands(f.refused),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::wrap;

@@ -115,6 +115,10 @@ pub struct Summary {
     pub aborted: u32,
     /// TCP connections that were not SMTP (left out of the table).
     pub other_tcp_connections: u32,
+    /// Connection attempts past the first [`LISTED_ATTEMPTS`] (no payload either way, and no
+    /// handshake or a reset: a scan or a SYN flood), counted here instead of listed one by one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub folded_attempts: Option<FoldedAttempts>,
     pub first_seen: Option<Timestamp>,
     pub last_seen: Option<Timestamp>,
     /// With a log: connections matched to an ICID, and how many of them disagree with it.
@@ -128,6 +132,26 @@ pub struct Summary {
     /// counts above always describe every connection that was read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub selection: Option<super::select::SelectionSummary>,
+}
+
+/// Connection attempts listed one by one; past this many they are only counted
+/// ([`Summary::folded_attempts`]), so that a flood of SYNs cannot grow the report without bound.
+pub const LISTED_ATTEMPTS: usize = 1000;
+
+/// Connection attempts that were counted, not listed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct FoldedAttempts {
+    pub count: u64,
+    /// Neither a SYN-ACK nor an RST came back.
+    pub unanswered: u64,
+    /// The server answered with an RST (nothing listening, or refused).
+    pub refused: u64,
+    /// Client addresses among them; counted up to `clients_cap`, past which the figure is a
+    /// lower bound.
+    pub clients: u64,
+    pub clients_cap: u64,
+    pub first_seen: Option<Timestamp>,
+    pub last_seen: Option<Timestamp>,
 }
 
 /// How a connection was lined up with its ICID, and whether wire and log agree.

@@ -214,6 +214,9 @@ pub fn render_with(report: &Report, opts: &TableOptions) -> String {
             width_chars,
         ));
     }
+    if let Some(f) = &report.summary.folded_attempts {
+        out.push_str(&super::wrap(&super::folded_attempts_text(f), width_chars));
+    }
     let findings: Vec<String> = report
         .summary
         .by_finding

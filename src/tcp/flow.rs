@@ -45,12 +45,17 @@ pub struct FlowConfig {
     /// reported, as for `max_pending_bytes`).
     pub max_total_pending_bytes: usize,
     /// Connections open at once. Past this, the least recently active ones (closed ones first)
-    /// are finished early, a sixteenth of the table at a time, and counted.
+    /// are finished early, a quarter of the table at a time (attempts first, then closed ones),
+    /// and the open ones among them counted.
     pub max_open_flows: usize,
     /// A closed connection is finished once quiet this long (capture time).
     pub closed_linger: Timestamp,
     /// An open connection is finished once idle this long (capture time).
     pub idle_timeout: Timestamp,
+    /// A connection attempt (no payload either way, and no SYN-ACK or already reset: a scan,
+    /// a SYN flood, a refused or unanswered connect) is finished once quiet this long, so that
+    /// millions of them do not fill the table.
+    pub attempt_linger: Timestamp,
 }
 
 impl Default for FlowConfig {
@@ -62,6 +67,8 @@ impl Default for FlowConfig {
             max_open_flows: 65_536,
             closed_linger: Timestamp::from_secs(120),
             idle_timeout: Timestamp::from_secs(2 * 3600),
+            // Longer than a SYN's first retransmissions (1, 3, 7, 15 s), which keep it alive.
+            attempt_linger: Timestamp::from_secs(30),
         }
     }
 }
@@ -375,6 +382,15 @@ fn pending_of<S>(conn: &Conn<S>) -> usize {
     conn.streams[0].assembler.pending_bytes() + conn.streams[1].assembler.pending_bytes()
 }
 
+/// No payload either way, and no SYN-ACK or already reset: a connection that never got going.
+fn is_attempt(f: &TcpConnection) -> bool {
+    f.from_client.payload_bytes == 0
+        && f.from_server.payload_bytes == 0
+        && (!f.handshake_seen
+            || f.from_client.first_rst.is_some()
+            || f.from_server.first_rst.is_some())
+}
+
 /// RST seen on either side, or FIN from both.
 fn is_closed(f: &TcpConnection) -> bool {
     f.from_client.first_rst.is_some()
@@ -399,8 +415,9 @@ impl<S: StreamSink> FlowTable<S> {
         self.flows.len()
     }
 
-    /// Connections finished early because more than [`FlowConfig::max_open_flows`] were open
-    /// at once. Their later packets, if any, start a new connection (joined mid-stream).
+    /// Open connections (not attempts, not closed) finished early because more than
+    /// [`FlowConfig::max_open_flows`] were open at once. Their later packets, if any, start a new
+    /// connection (joined mid-stream).
     pub fn evicted_flows(&self) -> u64 {
         self.evicted
     }
@@ -418,22 +435,35 @@ impl<S: StreamSink> FlowTable<S> {
         }
     }
 
-    /// Makes room for a new connection: finishes the least recently active sixteenth of the
-    /// table, closed connections first.
+    /// Makes room for a new connection: finishes the least recently active quarter of the
+    /// table, attempts first (they would be finished soon anyway), then closed connections, then
+    /// open ones. Only open connections count as evicted: the others lose nothing.
     fn evict(&mut self) {
-        let n = (self.config.max_open_flows / 16).max(1);
-        let mut by_age: Vec<(bool, Timestamp, FlowKey)> = self
+        // A quarter: choosing them walks the whole table, so that walk must be rare in a flood.
+        let n = (self.config.max_open_flows / 4).max(1);
+        let class = |f: &TcpConnection| {
+            if is_attempt(f) {
+                0u8
+            } else if is_closed(f) {
+                1
+            } else {
+                2
+            }
+        };
+        let mut by_age: Vec<(u8, Timestamp, FlowKey)> = self
             .flows
             .iter()
-            .map(|(k, c)| (!is_closed(&c.facts), c.facts.last_seen, *k))
+            .map(|(k, c)| (class(&c.facts), c.facts.last_seen, *k))
             .collect();
         if by_age.len() > n {
             by_age.select_nth_unstable(n - 1);
             by_age.truncate(n);
         }
-        for (_, _, k) in by_age {
+        for (class, _, k) in by_age {
             self.finish_flow(&k);
-            self.evicted += 1;
+            if class == 2 {
+                self.evicted += 1;
+            }
         }
     }
 
@@ -546,17 +576,21 @@ impl<S: StreamSink> FlowTable<S> {
         stats.icmp_first.get_or_insert((at, frame));
     }
 
-    /// Finishes connections that are closed and quiet, or idle too long.
+    /// Finishes connections that are closed and quiet, attempts that are quiet, and
+    /// connections idle too long.
     fn sweep(&mut self, now: Timestamp) {
         let linger = self.config.closed_linger.0;
         let idle = self.config.idle_timeout.0;
+        let attempt_linger = self.config.attempt_linger.0;
         let done: Vec<FlowKey> = self
             .flows
             .iter()
             .filter(|(_, c)| {
                 let f = &c.facts;
                 let quiet = now.0.saturating_sub(f.last_seen.0);
-                (is_closed(f) && quiet >= linger) || quiet >= idle
+                (is_closed(f) && quiet >= linger)
+                    || (is_attempt(f) && quiet >= attempt_linger)
+                    || quiet >= idle
             })
             .map(|(k, _)| *k)
             .collect();
