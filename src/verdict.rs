@@ -1287,7 +1287,9 @@ fn thousands(n: u64) -> String {
 
 /// A short delay in words: milliseconds below a second.
 fn delay_words(secs: f64) -> String {
-    if secs < 1.0 {
+    if secs < 0.01 {
+        format!("{:.1} ms", secs * 1000.0)
+    } else if secs < 1.0 {
         format!("{:.0} ms", secs * 1000.0)
     } else {
         format!("{secs:.2} s")
@@ -1308,17 +1310,19 @@ fn limit_cut(tcp: &TcpConnection, smtp: &SessionSummary) -> Option<LimitCut> {
     if smtp.quit.as_ref().is_some_and(|q| q.at <= e.ev.at) {
         return None;
     }
-    if e.side == Side::Client && forged(tcp, smtp, Side::Client, &e.ev, e.rst).is_none() {
+    let is_forged = forged(tcp, smtp, e.side, &e.ev, e.rst).is_some();
+    if e.side == Side::Client && !is_forged {
         return None;
     }
     let cut = e.ev.at;
     let how = format!(
-        "{} {}",
+        "{} {} {}",
         if e.rst { "RST" } else { "FIN" },
-        if e.side == Side::Client {
-            "in the client's name"
+        if is_forged { "in the" } else { "from the" },
+        if is_forged {
+            format!("{}'s name", e.side)
         } else {
-            "from the server's side"
+            e.side.to_string()
         }
     );
     // The offending unit was sent at `at`, and the cut followed it at once.

@@ -195,7 +195,7 @@ fn the_server_side_resets_right_after_one_more_rcpt() {
     let c = run(&s);
     let detail = finding(&c, "recipient_limit")["detail"].as_str().unwrap();
     assert!(
-        detail.contains("RST from the server's side 10 ms after the client's RCPT number 4, unanswered, where the 3 before it were answered"),
+        detail.contains("RST from the server 10 ms after the client's RCPT number 4, unanswered, where the 3 before it were answered"),
         "{detail}"
     );
     assert!(
