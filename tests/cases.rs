@@ -293,3 +293,88 @@ fn with_the_mail_log_every_connection_gets_its_icid_and_the_log_agrees() {
         errs.join("\n")
     );
 }
+
+/// The firewall-limit cases: each side shows what got through, and the finding names the limit
+/// with the unit's size (the numbers the case was built with: a 2,049-octet RCPT line, a fourth
+/// RCPT with a limit of three, a 14,000-octet header section cut at 10,000).
+#[test]
+fn limit_cases_name_the_limit_with_its_numbers() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
+    let cases: [(&str, &str, Option<&str>, &str, &str); 6] = [
+        (
+            "fw-limit-line",
+            "capture.pcap",
+            Some("line_length_limit"),
+            "had reached 1,448 octets without its line end",
+            "envelope",
+        ),
+        (
+            "fw-limit-line",
+            "capture-client.pcap",
+            Some("line_length_limit"),
+            "2,049-octet RCPT line, unanswered",
+            "envelope",
+        ),
+        ("fw-limit-rcpt", "capture.pcap", None, "", "envelope"),
+        (
+            "fw-limit-rcpt",
+            "capture-client.pcap",
+            Some("recipient_limit"),
+            "RCPT number 4, unanswered, where the 3 before it were answered",
+            "envelope",
+        ),
+        (
+            "fw-limit-header",
+            "capture.pcap",
+            Some("header_length_limit"),
+            "still without its empty line, had reached 8,688 octets",
+            "data",
+        ),
+        (
+            "fw-limit-header",
+            "capture-client.pcap",
+            Some("header_length_limit"),
+            "a header section of 14,022 octets",
+            "data",
+        ),
+    ];
+    for (case, file, kind, words, phase) in cases {
+        let opts = AnalyzeOptions {
+            captures: vec![root.join(case).join(file).to_string_lossy().into()],
+            ..Default::default()
+        };
+        let json = serde_json::to_value(analyze(&opts).unwrap()).unwrap();
+        let c = &json["connections"][0];
+        let v = &c["verdict"];
+        assert_eq!(
+            (&v["initiator"], &v["cause"], &v["phase"]),
+            (
+                &Value::from("middlebox"),
+                &Value::from("forged_rst"),
+                &Value::from(phase)
+            ),
+            "{case} {file}: {v}"
+        );
+        let limits: Vec<&Value> = v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["kind"].as_str().is_some_and(|k| k.ends_with("_limit")))
+            .collect();
+        match kind {
+            None => assert!(limits.is_empty(), "{case} {file}: {limits:?}"),
+            Some(kind) => {
+                assert_eq!(limits.len(), 1, "{case} {file}: {limits:?}");
+                assert_eq!(limits[0]["kind"], kind, "{case} {file}");
+                let detail = limits[0]["detail"].as_str().unwrap();
+                assert!(detail.contains(words), "{case} {file}: {detail}");
+                assert!(
+                    v["next_steps"].as_str().unwrap().contains("policy map"),
+                    "{case} {file}: {}",
+                    v["next_steps"]
+                );
+                assert_eq!(json["summary"]["by_finding"][kind], 1, "{case} {file}");
+            }
+        }
+    }
+}
