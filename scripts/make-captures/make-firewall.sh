@@ -202,7 +202,7 @@ start_inspector() {
   local w=$1; shift
   rtr iptables -A FORWARD -p tcp --dport 25 -j NFQUEUE --queue-num 0
   rtr iptables -A FORWARD -p tcp --sport 25 -j NFQUEUE --queue-num 0
-  echo "ip netns exec $NS_RTR python3 scripts/make-captures/fw_inspect.py --queue 0 $* --log \$WORK/inspect.jsonl" >>"$w/router.cmds"
+  echo "ip netns exec $NS_RTR python3 scripts/make-captures/fw_inspect.py --queue 0${*:+ $*} --log \$WORK/inspect.jsonl" >>"$w/router.cmds"
   ip netns exec "$NS_RTR" "$PY" "$HERE/fw_inspect.py" --queue 0 "$@" --log "$w/inspect.jsonl" \
     --ready-file "$w/inspect.ready" >"$w/inspect.out" 2>"$w/inspect.err" &
   INSPECT_PID=$!; PIDS+=("$INSPECT_PID")
