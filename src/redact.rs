@@ -1392,6 +1392,7 @@ fn walk_session(s: &mut SessionSummary, v: &mut dyn Visit) {
         unanswered: _,
         commands: _,
         replies: _,
+        command_lines: _,
         client_bytes: _,
         server_bytes: _,
         client_last_at: _,
@@ -1483,6 +1484,7 @@ fn walk_transaction(t: &mut Transaction, v: &mut dyn Visit) {
             bytes: _,
             final_reply,
             refused,
+            lines: _,
         } = d;
         opt(go_ahead, |r| walk_reply(r, v));
         opt(final_reply, |r| walk_reply(r, v));

@@ -199,6 +199,15 @@ pub enum FindingKind {
     ZeroWindow,
     TlsAlertBeforeClose,
     TlsHandshakeFailed,
+    /// Cut right after a client command line over RFC 5321's 512 octets, unanswered.
+    LineLengthLimit,
+    /// Cut right after the client's Nth RCPT, unanswered, the ones before it answered.
+    RecipientLimit,
+    /// Cut right after a header line over RFC 5322's 998 octets, or a header section far
+    /// larger than ordinary mail's, before the final reply.
+    HeaderLengthLimit,
+    /// Cut right after a body line over RFC 5322's 998 octets, before the final reply.
+    BodyLineLengthLimit,
 }
 
 impl FindingKind {
@@ -218,7 +227,22 @@ impl FindingKind {
             FindingKind::ZeroWindow => "zero_window",
             FindingKind::TlsAlertBeforeClose => "tls_alert_before_close",
             FindingKind::TlsHandshakeFailed => "tls_handshake_failed",
+            FindingKind::LineLengthLimit => "line_length_limit",
+            FindingKind::RecipientLimit => "recipient_limit",
+            FindingKind::HeaderLengthLimit => "header_length_limit",
+            FindingKind::BodyLineLengthLimit => "body_line_length_limit",
         }
+    }
+
+    /// A cut at a limit of an SMTP-inspecting device (what the client sent crossed it).
+    pub fn is_limit(self) -> bool {
+        matches!(
+            self,
+            FindingKind::LineLengthLimit
+                | FindingKind::RecipientLimit
+                | FindingKind::HeaderLengthLimit
+                | FindingKind::BodyLineLengthLimit
+        )
     }
 }
 
@@ -235,6 +259,20 @@ pub struct Finding {
 
 /// Silence (seconds) after which a server's unprompted close counts as an idle timeout.
 const IDLE_SILENCE_SECS: f64 = 30.0;
+
+/// Octets of a command line, CRLF included, that RFC 5321 (4.5.3.1.4) allows; a Cisco ASA's
+/// default ESMTP policy drops the connection past it (`match cmd line length gt 512`).
+const COMMAND_LINE_MAX: u64 = 512;
+/// Octets of a header or body line, line end excluded, that RFC 5322 (2.1.1) allows (the ASA's
+/// `match header line length gt 998`, `match body line length gt 998`).
+const TEXT_LINE_MAX: u64 = 998;
+/// A header section larger than this is past what ordinary mail carries (a few KB, even with
+/// long Received and authentication chains). There is no standard limit, so a cut after a
+/// smaller one is not blamed on a header-size rule.
+const HEADER_SECTION_SUSPECT: u64 = 8 * 1024;
+/// A device that enforces a limit acts on the packet that crosses it: the cut follows the
+/// offending unit within a round trip. Seconds allowed between the two.
+const LIMIT_CUT_SECS: f64 = 2.0;
 
 /// How the TCP connection first ended.
 #[derive(Debug, Clone, Copy)]
@@ -276,6 +314,14 @@ fn describe_end(e: &End) -> String {
             .map(|id| format!(", IP ID {id}"))
             .unwrap_or_default()
     )
+}
+
+/// A 421 whose text says the server timed out: the listener's idle timeout.
+fn says_timed_out(r: &Reply) -> bool {
+    r.code == Some(421) && {
+        let t = r.text.to_ascii_lowercase();
+        t.contains("timed out") || t.contains("timeout")
+    }
 }
 
 fn reply_words(r: &Reply) -> String {
@@ -408,6 +454,7 @@ pub fn decide(tcp: &TcpConnection, smtp: &SessionSummary) -> Verdict {
     v.findings = findings(tcp, smtp);
     judge_middlebox(&mut v);
     v.next_steps = next_steps(v.cause).to_string();
+    judge_limit(&mut v);
     // Evidence reads as a timeline; facts without a time (what is unknowable) come last.
     v.evidence.sort_by_key(|e| (e.at.is_none(), e.at));
     v
@@ -687,12 +734,11 @@ fn server_end(
     }
     // A 421 that says it timed out is the listener's idle timeout even where it seems to answer
     // a command (seen from the client's side, data the server never received looks answered).
-    if let Some(r) = smtp.last_reply.as_ref().filter(|r| {
-        r.at <= e.ev.at && r.code == Some(421) && {
-            let t = r.text.to_ascii_lowercase();
-            t.contains("timed out") || t.contains("timeout")
-        }
-    }) {
+    if let Some(r) = smtp
+        .last_reply
+        .as_ref()
+        .filter(|r| r.at <= e.ev.at && says_timed_out(r))
+    {
         let since = client_activity_before(smtp, r.at)
             .or(server_reply_before(smtp, r.at))
             .unwrap_or(tcp.first_seen);
@@ -1069,45 +1115,72 @@ fn findings(tcp: &TcpConnection, smtp: &SessionSummary) -> Vec<Finding> {
     }
     // The client stopped in the middle of the message data and the server gave up later (the
     // end of the data, if it shows at all, comes only after the server's end: it was lost).
+    let last_data = smtp.transactions.last().and_then(|t| t.data.as_ref());
+    // Seen from the client, the server's idle-timeout 421 takes the place of the final reply:
+    // the client had sent everything, the server says it waited in vain, so it never got it.
+    let timed_out_reply = last_data
+        .and_then(|d| d.final_reply.as_ref())
+        .filter(|r| says_timed_out(r))
+        .map(|r| r.at);
     let server_end = [
         tcp.from_server.first_fin.map(|e| e.at),
         tcp.from_server.first_rst.map(|e| e.at),
+        timed_out_reply,
     ]
     .into_iter()
     .flatten()
     .chain(smtp.unprompted_replies.iter().map(|r| r.at))
     .min();
-    if let (Some(d), Some(end)) = (
-        smtp.transactions.last().and_then(|t| t.data.as_ref()),
-        server_end,
-    ) {
+    if let (Some(d), Some(end)) = (last_data, server_end) {
         // Only data the server was taking (a 354, or BDAT), not a refused DATA.
         let accepted = d.refused.is_none()
             && (d.kind == DataKind::Bdat
                 || d.go_ahead.as_ref().is_some_and(|r| r.code == Some(354)));
         let stalled = accepted
-            && d.end_at.is_none_or(|e| e >= end)
-            && d.final_reply.as_ref().is_none_or(|r| r.at >= end);
-        let last = tcp
-            .from_client
-            .last_payload_at
-            .filter(|t| *t < end)
-            .or(Some(d.command_at));
+            && (timed_out_reply.is_some()
+                || (d.end_at.is_none_or(|e| e >= end)
+                    && d.final_reply.as_ref().is_none_or(|r| r.at >= end)));
+        // Progress is new data: on the client's side retransmissions go on to the end, so the
+        // stall starts at the last new byte there.
+        let last = if timed_out_reply.is_some() {
+            smtp.client_last_at
+        } else {
+            tcp.from_client.last_payload_at
+        }
+        .filter(|t| *t < end)
+        .or(Some(d.command_at));
         if let (true, Some(last)) = (stalled, last) {
             let silence = end.seconds_since(last);
             if silence >= 2.0 {
+                let sent = if timed_out_reply.is_some() && d.end_at.is_some() {
+                    format!(
+                        "all {} body bytes and the end of data sent, yet the server's 421 says it timed out waiting: they did not get through",
+                        d.bytes
+                    )
+                } else {
+                    format!("{} body bytes by then", d.bytes)
+                };
                 add(
                     FindingKind::DataStall,
                     Some(Side::Client),
                     Some(last),
                     None,
                     format!(
-                        "the message data stalled {silence:.1} s before the server gave up ({} body bytes by then; client retransmissions: {}; server zero windows: {})",
-                        d.bytes, tcp.from_client.retransmissions, tcp.from_server.zero_windows
+                        "the message data stalled {silence:.1} s before the server gave up ({sent}; client retransmissions: {}; server zero windows: {})",
+                        tcp.from_client.retransmissions, tcp.from_server.zero_windows
                     ),
                 );
             }
         }
+    }
+    if let Some(l) = limit_cut(tcp, smtp) {
+        add(
+            l.kind,
+            Some(Side::Client),
+            Some(l.cut_at),
+            Some(l.cut_frame),
+            l.detail,
+        );
     }
     if tcp.from_client.one_byte_segments >= 5 {
         add(
@@ -1189,6 +1262,270 @@ fn findings(tcp: &TcpConnection, smtp: &SessionSummary) -> Vec<Finding> {
         }
     }
     f
+}
+
+/// A connection cut at a limit of an SMTP-inspecting device.
+struct LimitCut {
+    kind: FindingKind,
+    cut_at: Timestamp,
+    cut_frame: u64,
+    detail: String,
+}
+
+/// `n` with thousands separators (`2,049`): octet counts are read, not parsed.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A short delay in words: milliseconds below a second.
+fn delay_words(secs: f64) -> String {
+    if secs < 0.01 {
+        format!("{:.1} ms", secs * 1000.0)
+    } else if secs < 1.0 {
+        format!("{:.0} ms", secs * 1000.0)
+    } else {
+        format!("{secs:.2} s")
+    }
+}
+
+/// Whether the connection was cut, by something other than the client itself, right after the
+/// client sent a unit over one of the limits an SMTP-inspecting firewall enforces, before the
+/// server answered it; which limit, with the numbers.
+///
+/// The cut is the connection's first RST or FIN, before any QUIT (after QUIT and 221 a close is
+/// the normal end). It must come from the server's side or be forged in the client's name: a
+/// client that closes after its own long line is not cut by a limit. Only what the capture shows
+/// of the unit counts, so a device that dropped the whole packet leaves nothing to see on the
+/// appliance's side; the client's capture shows it.
+fn limit_cut(tcp: &TcpConnection, smtp: &SessionSummary) -> Option<LimitCut> {
+    let e = first_end(tcp)?;
+    if smtp.quit.as_ref().is_some_and(|q| q.at <= e.ev.at) {
+        return None;
+    }
+    let is_forged = forged(tcp, smtp, e.side, &e.ev, e.rst).is_some();
+    if e.side == Side::Client && !is_forged {
+        return None;
+    }
+    let cut = e.ev.at;
+    let how = format!(
+        "{} {} {}",
+        if e.rst { "RST" } else { "FIN" },
+        if is_forged { "in the" } else { "from the" },
+        if is_forged {
+            format!("{}'s name", e.side)
+        } else {
+            e.side.to_string()
+        }
+    );
+    // The offending unit was sent at `at`, and the cut followed it at once.
+    let soon = |at: Option<Timestamp>| {
+        at.filter(|a| *a <= cut && cut.seconds_since(*a) <= LIMIT_CUT_SECS)
+            .map(|a| delay_words(cut.seconds_since(a)))
+    };
+    let found = |kind, detail: String| {
+        Some(LimitCut {
+            kind,
+            cut_at: cut,
+            cut_frame: e.ev.frame.number,
+            detail,
+        })
+    };
+    let cl = &smtp.command_lines;
+    let unanswered = |c: &crate::smtp::Command| c.reply.as_ref().is_none_or(|r| r.at > cut);
+
+    // A command line under way: the rest of it never came.
+    if cl.open_octets > COMMAND_LINE_MAX
+        && let Some(after) = soon(cl.open_at)
+    {
+        let others = cl.longest_earlier_octets.max(cl.last_octets);
+        return found(
+            FindingKind::LineLengthLimit,
+            format!(
+                "{how} {after} after the client's command line had reached {} octets without its line end (RFC 5321 allows 512 with the CRLF); its other command lines were at most {} octets",
+                thousands(cl.open_octets),
+                thousands(others)
+            ),
+        );
+    }
+    if let Some(last) = smtp.last_command.as_ref().filter(|c| unanswered(c))
+        && let Some(after) = soon(Some(last.at))
+    {
+        if cl.last_octets > COMMAND_LINE_MAX {
+            return found(
+                FindingKind::LineLengthLimit,
+                format!(
+                    "{how} {after} after the client's {}-octet {} line, unanswered (RFC 5321 allows 512 with the CRLF); its other command lines were at most {} octets",
+                    thousands(cl.last_octets),
+                    last.verb,
+                    thousands(cl.longest_earlier_octets)
+                ),
+            );
+        }
+        // The last RCPT of several, the ones before it answered: a recipient count limit.
+        if last.verb == "RCPT"
+            && let Some(t) = smtp.transactions.last()
+            && t.rcpt_dropped == 0
+            && let Some((newest, earlier)) = t.rcpt_to.split_last()
+            && !earlier.is_empty()
+            && newest.reply.as_ref().is_none_or(|r| r.at > cut)
+            && earlier
+                .iter()
+                .all(|r| r.reply.as_ref().is_some_and(|r| r.at <= cut))
+        {
+            return found(
+                FindingKind::RecipientLimit,
+                format!(
+                    "{how} {after} after the client's RCPT number {}, unanswered, where the {} before it were answered",
+                    t.rcpt_to.len(),
+                    earlier.len()
+                ),
+            );
+        }
+    }
+
+    // Message data the server was taking, not yet answered.
+    let d = smtp.transactions.last()?.data.as_ref()?;
+    let taking = d.kind == DataKind::Data
+        && d.refused.is_none()
+        && d.go_ahead.as_ref().is_some_and(|r| r.code == Some(354))
+        && d.final_reply.as_ref().is_none_or(|r| r.at > cut);
+    if !taking {
+        return None;
+    }
+    let z = &d.lines;
+    let last_bytes = smtp.client_last_at;
+    if !z.header_ended
+        && z.open_line > TEXT_LINE_MAX
+        && let Some(after) = soon(last_bytes)
+    {
+        return found(
+            FindingKind::HeaderLengthLimit,
+            format!(
+                "{how} {after} after a header line of the message had reached {} octets without its line end (RFC 5322 allows 998), {} octets into the header section; the final reply never came",
+                thousands(z.open_line),
+                thousands(z.header_octets + z.open_line)
+            ),
+        );
+    }
+    if z.longest_header_line > TEXT_LINE_MAX
+        && let Some(after) = soon(z.longest_header_line_at)
+    {
+        return found(
+            FindingKind::HeaderLengthLimit,
+            format!(
+                "{how} {after} after a {}-octet header line (RFC 5322 allows 998), before the final reply",
+                thousands(z.longest_header_line)
+            ),
+        );
+    }
+    let section = z.header_octets + if z.header_ended { 0 } else { z.open_line };
+    let section_at = if z.header_ended {
+        z.header_ended_at
+    } else {
+        last_bytes
+    };
+    if section > HEADER_SECTION_SUSPECT
+        && let Some(after) = soon(section_at)
+    {
+        let state = if z.header_ended {
+            "a header section of"
+        } else {
+            "the header section, still without its empty line, had reached"
+        };
+        return found(
+            FindingKind::HeaderLengthLimit,
+            format!(
+                "{how} {after} after {state} {} octets (ordinary mail carries a few KB), before the final reply; its longest header line was {} octets",
+                thousands(section),
+                thousands(z.longest_header_line)
+            ),
+        );
+    }
+    if z.header_ended {
+        if z.open_line > TEXT_LINE_MAX
+            && let Some(after) = soon(last_bytes)
+        {
+            return found(
+                FindingKind::BodyLineLengthLimit,
+                format!(
+                    "{how} {after} after a body line of the message had reached {} octets without its line end (RFC 5322 allows 998); the final reply never came",
+                    thousands(z.open_line)
+                ),
+            );
+        }
+        if z.longest_body_line > TEXT_LINE_MAX
+            && let Some(after) = soon(z.longest_body_line_at)
+        {
+            return found(
+                FindingKind::BodyLineLengthLimit,
+                format!(
+                    "{how} {after} after a {}-octet body line (RFC 5322 allows 998), before the final reply",
+                    thousands(z.longest_body_line)
+                ),
+            );
+        }
+    }
+    None
+}
+
+/// What to check after a cut at a limit, by the limit.
+fn limit_next_steps(kind: FindingKind) -> &'static str {
+    match kind {
+        FindingKind::LineLengthLimit => {
+            "The connection was cut right after a command line longer than RFC 5321's 512 octets: check the \
+             firewall or SMTP-inspecting device between the sender and the appliance, its ESMTP inspection \
+             policy map (Cisco ASA: `policy-map type inspect esmtp`, `match cmd line length gt 512` with \
+             `drop-connection` or `reset`) and its log for this connection; the sender's over-long line \
+             (often a very long address or EHLO name) breaks the RFC too."
+        }
+        FindingKind::RecipientLimit => {
+            "The connection was cut right after one more recipient than the ones answered: check the \
+             firewall or SMTP-inspecting device between the sender and the appliance, its ESMTP inspection \
+             policy map (Cisco ASA: `match cmd RCPT count gt N`, 100 by default) and its log for this \
+             connection; raise the limit, or have the sender split its recipients across messages."
+        }
+        FindingKind::HeaderLengthLimit => {
+            "The connection was cut while the message's header section went through, right after a header \
+             line or section over the limit: check the firewall or SMTP-inspecting device between the sender \
+             and the appliance, its ESMTP inspection policy map (Cisco ASA: `match header line length gt \
+             998`, `match header length gt N`) and its log for this connection."
+        }
+        FindingKind::BodyLineLengthLimit => {
+            "The connection was cut right after a body line longer than RFC 5322's 998 octets: check the \
+             firewall or SMTP-inspecting device between the sender and the appliance, its ESMTP inspection \
+             policy map (Cisco ASA: `match body line length gt 998`) and its log for this connection; the \
+             sender should encode long lines (quoted-printable or base64)."
+        }
+        _ => "",
+    }
+}
+
+/// A cut at a limit explains the end: it goes into the evidence, the reason and what to check.
+/// Who is blamed stays with the packets (a forged close makes it the middlebox).
+fn judge_limit(v: &mut Verdict) {
+    let Some(f) = v.findings.iter().find(|f| f.kind.is_limit()) else {
+        return;
+    };
+    v.evidence.push(Evidence {
+        at: f.at,
+        fact: f.detail.clone(),
+    });
+    let limit = match f.kind {
+        FindingKind::LineLengthLimit => "a command line over 512 octets",
+        FindingKind::RecipientLimit => "one RCPT too many",
+        FindingKind::HeaderLengthLimit => "a header over the limit",
+        _ => "a body line over 998 octets",
+    };
+    v.reason = format!("{}; cut right after {limit}", v.reason);
+    v.next_steps = limit_next_steps(f.kind).to_string();
 }
 
 /// Hands the end to a middlebox when the RST or FIN that ended the session was forged.

@@ -1010,3 +1010,39 @@ fn ark_smtp_moloch_bof() {
         }],
     );
 }
+
+/// None of the public captures went through a device that cut or forged anything (they are
+/// ordinary sessions, damaged files and protocol oddities): no finding may blame one. Every file
+/// in the directory is read, so a capture added later is held to it too.
+#[test]
+fn no_public_capture_blames_a_device_in_the_path() {
+    const MIDDLEBOX: [&str; 6] = [
+        "forged_rst",
+        "forged_fin",
+        "line_length_limit",
+        "recipient_limit",
+        "header_length_limit",
+        "body_line_length_limit",
+    ];
+    let mut files: Vec<String> = std::fs::read_dir(captures_dir())
+        .expect("the public captures directory")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".pcap") || n.ends_with(".pcapng"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 20, "only {} public captures", files.len());
+    let mut errs = Vec::new();
+    for file in &files {
+        let report = report_for(file);
+        for c in report["connections"].as_array().expect("connections") {
+            for f in c["verdict"]["findings"].as_array().expect("findings") {
+                let kind = f["kind"].as_str().expect("kind");
+                if MIDDLEBOX.contains(&kind) {
+                    errs.push(format!("{file} {}: {kind}: {}", c["client"], f["detail"]));
+                }
+            }
+        }
+    }
+    assert!(errs.is_empty(), "{}", errs.join("\n"));
+}

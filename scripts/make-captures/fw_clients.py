@@ -318,6 +318,92 @@ def sc_tls_implicit(args):
                 "alone it is unknown / server / tls_close / tls, as for starttls-delivered.")
 
 
+# --- limits of an SMTP-inspecting firewall (fw_inspect.py --max-line/--max-rcpt/--max-header-bytes)
+
+LIMIT_LINE = 512          # fw_inspect.py --max-line: the ASA default `match cmd line length gt 512`
+LONG_LINE = 2049          # octets of the offending RCPT line, CRLF included (two segments)
+LIMIT_RCPT = 3            # fw_inspect.py --max-rcpt
+LIMIT_HEADER = 10000      # fw_inspect.py --max-header-bytes
+HEADER_LINES = 140        # 100-octet Received-style header lines: a 14,000-octet header section
+
+
+def long_header_message():
+    lines = [f"Received: from relay{i:03d}.example.net (relay{i:03d}.example.net [198.51.100.{i % 250 + 1:d}]) by mx.example.com".ljust(98, "x")
+             for i in range(HEADER_LINES)]
+    head = "\r\n".join(lines) + "\r\nSubject: Long header\r\n\r\n"
+    return head.encode() + b"A short body.\r\n"
+
+
+def sc_limit_line(args):
+    """MAIL accepted, then an RCPT line of 2,049 octets. The firewall judges a line at its end:
+    the first segment (1,448 octets, no line end yet) passes, the one with the CRLF is dropped
+    and both ends get an RST in the other's name."""
+    c = C.connect(args)
+    c.ehlo()
+    c.mail()
+    local = "r" * (LONG_LINE - len("RCPT TO:<@example.com>\r\n"))
+    line = f"RCPT TO:<{local}@example.com>\r\n".encode()
+    assert len(line) == LONG_LINE
+    time.sleep(c.pace)
+    c.send(line)
+    expect_reset(c, "long RCPT")
+    record(args, c, "fw-limit-line", verdict("network", "middlebox", "forged_rst", "envelope"),
+           {"first_fin": None, "first_rst": "client"},
+           [("forged_rst", "client"), ("line_length_limit", "client")],
+           client_capture=cc(verdict("network", "middlebox", "forged_rst", "envelope"),
+                             {"first_fin": None, "first_rst": "server"},
+                             [("forged_rst", "server"), ("line_length_limit", "client")]),
+           note="ESA side: the first 1,448 octets of the RCPT line arrive, then at once an RST in the "
+                "client's name with the router's TTL (64; the client's packets: 63); the rest of the "
+                "line never comes. Client side: the whole 2,049-octet line sent, then an RST in the "
+                "ESA's name (TTL 64; the ESA's packets arrive with 63); no reply.")
+
+
+def sc_limit_rcpt(args):
+    """Three RCPTs accepted one by one; the fourth is dropped and both ends reset."""
+    c = C.connect(args)
+    c.ehlo()
+    c.mail()
+    for i in range(LIMIT_RCPT):
+        c.rcpt(f"user{i + 1}@example.com")
+    time.sleep(c.pace)
+    c.send(f"RCPT TO:<user{LIMIT_RCPT + 1}@example.com>\r\n".encode())
+    expect_reset(c, "RCPT over the count")
+    record(args, c, "fw-limit-rcpt", verdict("network", "middlebox", "forged_rst", "envelope"),
+           {"first_fin": None, "first_rst": "client"},
+           [("forged_rst", "client")],
+           client_capture=cc(verdict("network", "middlebox", "forged_rst", "envelope"),
+                             {"first_fin": None, "first_rst": "server"},
+                             [("forged_rst", "server"), ("recipient_limit", "client")]),
+           note="ESA side: three RCPTs answered 250, then an RST in the client's name (TTL 64; the "
+                "client's packets: 63); the fourth RCPT never arrives, so the ESA's capture cannot "
+                "tell a recipient limit from any other forged reset. Client side: the fourth RCPT "
+                "sent, no reply, an RST in the ESA's name (TTL 64; the ESA's packets: 63).")
+
+
+def sc_limit_header(args):
+    """DATA accepted, then a message with a 14,000-octet header section; the packet that takes
+    the section past 10,000 octets is dropped and both ends reset."""
+    c = C.connect(args)
+    c.ehlo()
+    c.mail()
+    c.rcpt()
+    c.cmd("DATA", "354")
+    time.sleep(c.pace)
+    c.send(long_header_message() + b".\r\n")
+    expect_reset(c, "message with a long header")
+    record(args, c, "fw-limit-header", verdict("network", "middlebox", "forged_rst", "data"),
+           {"first_fin": None, "first_rst": "client"},
+           [("forged_rst", "client"), ("header_length_limit", "client")],
+           client_capture=cc(verdict("network", "middlebox", "forged_rst", "data"),
+                             {"first_fin": None, "first_rst": "server"},
+                             [("forged_rst", "server"), ("header_length_limit", "client")]),
+           note="ESA side: DATA, 354, the first six segments of the header section (8,688 octets, no "
+                "empty line yet), then an RST in the client's name (TTL 64; the client's packets: "
+                "63). Client side: the whole message sent (a 14,000-octet header section, body, end "
+                "of data), then an RST in the ESA's name (TTL 64); no final reply.")
+
+
 SCENARIOS = {
     "fw-injected-rst": sc_injected_rst,
     "fw-rst-both-ends": sc_rst_both_ends,
@@ -328,6 +414,9 @@ SCENARIOS = {
     "fw-char-per-segment": sc_char_per_segment,
     "tls-handshake-failed": sc_tls_handshake_failed,
     "tls-implicit-465": sc_tls_implicit,
+    "fw-limit-line": sc_limit_line,
+    "fw-limit-rcpt": sc_limit_rcpt,
+    "fw-limit-header": sc_limit_header,
 }
 
 

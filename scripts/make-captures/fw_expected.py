@@ -40,6 +40,15 @@ Findings (kind, side = the endpoint the packets concerned claim to come from, fr
                            the alert)
   tls_handshake_failed     TLS started but no ChangeCipherSpec both ways, and an alert
                            (side: its sender; frame: the alert)
+  line_length_limit        the first FIN/RST (forged, or from the server) came within 2 s of a
+                           client command line over 512 octets (CRLF included), complete and
+                           unanswered or still without its line end (frame: the FIN/RST)
+  recipient_limit          the same after the client's 2nd or later RCPT of a transaction,
+                           unanswered, the ones before it answered
+  header_length_limit      the same inside message data (after 354, no final reply) after a
+                           header section over 8,192 octets or a header line over 998
+The limit findings read the client's whole stream, also the bytes the server never
+acknowledged (on the client's side they are what the firewall saw).
 Each finding carries `evidence` (the numbers behind it). The findings are checked against
 the ones the client scenario (fw_clients.py) expected, per capture; any difference, or any
 other disagreement with the intent, the server's ground truth or tshark, is an error (exit 1).
@@ -455,6 +464,76 @@ def findings_for(flow, smtp, verdict, ends, icmps, retrans_frames):
     return out
 
 
+LIMIT_CUT_S = 2.0
+
+
+def limit_findings(f, full_c, ends, quit_at):
+    """Cuts at a firewall limit (see the module doc), from the client's whole stream."""
+    if not ends:
+        return []
+    cut = ends[0]
+    if quit_at is not None and quit_at <= cut["time"]:
+        return []
+    if cut["side"] == "client" and not cut["forged"]:
+        return []
+
+    def soon(t):
+        return t is not None and 0 <= cut["time"] - t <= LIMIT_CUT_S
+
+    # complete final reply lines that reached this capture point before the cut (banner first)
+    sd, replies, pos = f.data["server"], 0, 0
+    while (i := sd.find(b"\n", pos)) >= 0:
+        line = sd[pos:i + 1]
+        if len(line) >= 4 and line[3:4] == b" " and f.time_at("server", i) <= cut["time"]:
+            replies += 1
+        pos = i + 1
+    answered = replies - 1
+    cmds, pos, data_start = [], 0, None
+    while (i := full_c.find(b"\n", pos)) >= 0:
+        line = full_c[pos:i + 1]
+        verb = line.split(b" ")[0].strip().upper()
+        cmds.append({"octets": len(line), "verb": verb.decode("latin-1"), "t": f.time_at("client", i)})
+        pos = i + 1
+        if verb == b"DATA" and b"\r\n354 " in b"\r\n" + sd:
+            data_start = pos
+            break
+    frame = cut["frame"]
+    out = []
+    if data_start is None:
+        open_octets = len(full_c) - pos
+        others = max((c["octets"] for c in cmds), default=0)
+        if open_octets > 512 and soon(f.time_at("client", len(full_c) - 1)):
+            out.append(("line_length_limit", frame, {"line_octets": open_octets, "terminated": False,
+                                                     "other_lines_max": others}))
+        elif cmds and answered < len(cmds) and soon(cmds[-1]["t"]):
+            last = cmds[-1]
+            if last["octets"] > 512:
+                out.append(("line_length_limit", frame, {
+                    "line_octets": last["octets"], "terminated": True, "verb": last["verb"],
+                    "other_lines_max": max((c["octets"] for c in cmds[:-1]), default=0)}))
+            elif last["verb"] == "RCPT" and answered == len(cmds) - 1:
+                since_mail = next((n for n in range(len(cmds) - 1, -1, -1) if cmds[n]["verb"] == "MAIL"), -1)
+                n = sum(1 for c in cmds[since_mail + 1:] if c["verb"] == "RCPT")
+                if n >= 2:
+                    out.append(("recipient_limit", frame, {"rcpt_number": n, "answered_before": n - 1}))
+    elif answered <= len(cmds):                  # the final reply to the data never came
+        msg = full_c[data_start:]
+        e = msg.find(b"\r\n\r\n")
+        if e >= 0:
+            header, t = msg[:e + 2], f.time_at("client", data_start + e + 3)
+        else:
+            header, t = msg, f.time_at("client", len(full_c) - 1)
+        longest = max((len(x) for x in header.split(b"\r\n")), default=0)
+        if (len(header) > 8192 or longest > 998) and soon(t):
+            out.append(("header_length_limit", frame, {"header_octets": len(header),
+                                                       "header_ended": e >= 0,
+                                                       "longest_header_line": longest}))
+    for kind, fr, ev in out:
+        ev["cut_frame"] = cut["frame"]
+        ev["cut"] = f"{cut['flag'].upper()} in the {cut['side']}'s name"
+    return [{"kind": k, "side": "client", "frame": fr, "evidence": ev} for k, fr, ev in out]
+
+
 def alert_name(rec):
     return rec.get("description", "encrypted")
 
@@ -501,6 +580,7 @@ def analyse(pcap, view, port, log, sessions, used_icids, problems):
     conns = []
     for f in flows:
         client, server = E.endpoint(*f.client), E.endpoint(*f.server)
+        full_client = f.data["client"]
         unacked = cut_to_acked(f, "client") if view == "client" else None
         smtp = Smtp(f, implicit_tls=(port == 465))
         sess = sessions.get(client)
@@ -550,6 +630,8 @@ def analyse(pcap, view, port, log, sessions, used_icids, problems):
             end_t = min(end_t, smtp.unprompted[0][2]) if end_t else smtp.unprompted[0][2]
         silence = round(end_t - last_client, 3) if end_t and last_client else None
         findings = findings_for(f, smtp, verdict, ends, mine, retrans)
+        findings += limit_findings(f, full_client, ends, smtp.quit_at if smtp.quit else None)
+        findings.sort(key=lambda x: (x["frame"] or 0, x["kind"]))
         tls = None
         if smtp.starttls or smtp.implicit_tls:
             tls = tls_summary(f, smtp, *[span_frames(f, s)[1] for s in ("server", "client")])
@@ -648,7 +730,19 @@ def check_against(view, conns, intents, key, problems):
 
 def check_inspect(log_path, esa_conns, cli_conns, problems):
     """The inspector's own record of what it rewrote must be what the captures show."""
-    rewrites = [json.loads(x) for x in open(log_path, encoding="utf-8")]
+    records = [json.loads(x) for x in open(log_path, encoding="utf-8")]
+    rewrites = [r for r in records if "action" not in r]
+    cuts = [r for r in records if "action" in r]
+    limit_kind = {"line": "line_length_limit", "rcpt": "recipient_limit",
+                  "header_bytes": "header_length_limit"}
+    for r in cuts:
+        want = limit_kind[r["crossed"]["limit"]]
+        seen = [c for c in esa_conns + cli_conns if c["client"] == r["client"]
+                and any(f["kind"] == want for f in c["findings"])]
+        print(f"fw_expected.py: inspector cut {r['client']} at {r['crossed']} "
+              f"({r['action']}); {want} found in {len(seen)} capture(s)", file=sys.stderr)
+        if not seen:
+            problems.append(f"inspector cut {r['client']} at {r['crossed']}, no capture shows {want}")
     to_server = [r for r in rewrites if r["direction"] == "to_server"]
     to_client = [r for r in rewrites if r["direction"] == "to_client"]
     for conns, want, kinds in ((esa_conns, to_server, {"command_masked"}),
@@ -778,6 +872,18 @@ def finding_text(f):
         return f"{ev['count']} zero-window packets"
     if k == "tls_alert_before_close":
         return f"TLS alert ({ev['alert']}) before its {ev['close'].upper()} (frame {ev['close_frame']})"
+    if k == "line_length_limit":
+        what = (f"the client's {ev['line_octets']}-octet {ev.get('verb', '')} line, unanswered" if ev["terminated"]
+                else f"{ev['line_octets']} octets of a client line without its line end")
+        return (f"{ev['cut']} (frame {ev['cut_frame']}) right after {what}; its other command lines "
+                f"were at most {ev['other_lines_max']} octets")
+    if k == "recipient_limit":
+        return (f"{ev['cut']} (frame {ev['cut_frame']}) right after the client's RCPT number "
+                f"{ev['rcpt_number']}, unanswered, the {ev['answered_before']} before it answered")
+    if k == "header_length_limit":
+        return (f"{ev['cut']} (frame {ev['cut_frame']}) inside the message data after a header section of "
+                f"{ev['header_octets']} octets ({'complete' if ev['header_ended'] else 'no empty line yet'}; "
+                f"longest header line {ev['longest_header_line']}), no final reply")
     if k == "tls_handshake_failed":
         return f"handshake not completed; {ev['level']} alert {ev['alert']}"
     return json.dumps(ev)

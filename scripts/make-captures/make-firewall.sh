@@ -28,7 +28,8 @@ REPO=$(cd "$HERE/../.." && pwd)
 OUT=${CAPTURES_DIR:-$REPO/captures}
 
 ALL_CASES=(fw-injected-rst fw-rst-both-ends fw-rst-after-quit fw-mtu-blackhole fw-mtu-icmp
-           fw-smtp-inspect fw-char-per-segment tls-handshake-failed tls-implicit-465)
+           fw-smtp-inspect fw-char-per-segment tls-handshake-failed tls-implicit-465
+           fw-limit-line fw-limit-rcpt fw-limit-header)
 # make.sh's cases are 1..15: these continue the numbering so ICIDs/MIDs stay unique and stable
 FIRST_INDEX=16
 
@@ -41,12 +42,16 @@ declare -A DESC=(
   [fw-smtp-inspect]="An ASA-like ESMTP inspection in the router (fw_inspect.py on an NFQUEUE, same-length rewrites, no proxy): the client sees the banner as '220 ****…' and STARTTLS/CHUNKING as '250-XXXXXXXA'/'250-XXXXXXXB'; the ESA gets the client's 'VRFY bob' as 'XXXXXXXX' and answers 500. The message is delivered in clear text."
   [fw-char-per-segment]="The client sends 'EHLO mta1.example.net' one character per TCP segment (TCP_NODELAY, 10 ms apart), then a normal delivered session."
   [tls-handshake-failed]="STARTTLS, 220, then a ClientHello offering only AES128-SHA; the ESA (ECDHE-RSA-AES256-GCM-SHA384 only) answers with a fatal handshake_failure alert and closes. The log says 'TLS failed' and 'ICID lost'."
+  [fw-limit-line]="A firewall's ESMTP command-line limit (fw_inspect.py --max-line 512 --action reset, like an ASA's \`match cmd line length gt 512\` with \`reset\`): after MAIL, the client sends a 2,049-octet RCPT line. The firewall judges the line when its end arrives: the first segment (1,448 octets) reaches the ESA, the segment with the CRLF is dropped, and each end gets an RST in the other's name (the router's TTL 64, where the real peer's packets arrive with 63)."
+  [fw-limit-rcpt]="A firewall's recipient-count limit (fw_inspect.py --max-rcpt 3 --action reset, like an ASA's \`match cmd RCPT count gt 3\` with \`reset\`): three RCPTs are answered 250; the fourth is dropped and each end gets an RST in the other's name. The ESA never sees the fourth RCPT."
+  [fw-limit-header]="A firewall's header-size limit (fw_inspect.py --max-header-bytes 10000 --action reset, like an ASA's \`match header length gt 10000\` with \`reset\`): after DATA and 354 the client sends a message with a 14,000-octet header section; the segment that takes the section past 10,000 octets is dropped and each end gets an RST in the other's name. The ESA gets the first 8,688 octets of the header section."
   [tls-implicit-465]="Implicit TLS (SMTPS) on port 465: TLS from the first byte, the banner and the whole session encrypted, a message delivered, QUIT, close_notify both ways, FINs. (tshark needs \`-d tcp.port==465,tls\` to dissect it.)"
 )
 
 # which cases also capture in the client namespace
 declare -A CLIENT_CAPTURE=([fw-injected-rst]=1 [fw-rst-both-ends]=1 [fw-mtu-blackhole]=1
-                           [fw-mtu-icmp]=1 [fw-smtp-inspect]=1)
+                           [fw-mtu-icmp]=1 [fw-smtp-inspect]=1 [fw-limit-line]=1
+                           [fw-limit-rcpt]=1 [fw-limit-header]=1)
 
 CLI4=198.51.100.10
 RTR_CLI4=198.51.100.1
@@ -192,6 +197,18 @@ check_tcpdump() {  # every packet the filter accepted must be in the file
 
 case_index() { local i; for i in "${!ALL_CASES[@]}"; do [ "${ALL_CASES[$i]}" = "$1" ] && echo $((i + FIRST_INDEX)); done; return 0; }
 
+# fw_inspect.py on an NFQUEUE for every forwarded port-25 packet; extra arguments go to it.
+start_inspector() {
+  local w=$1; shift
+  rtr iptables -A FORWARD -p tcp --dport 25 -j NFQUEUE --queue-num 0
+  rtr iptables -A FORWARD -p tcp --sport 25 -j NFQUEUE --queue-num 0
+  echo "ip netns exec $NS_RTR python3 scripts/make-captures/fw_inspect.py --queue 0${*:+ $*} --log \$WORK/inspect.jsonl" >>"$w/router.cmds"
+  ip netns exec "$NS_RTR" "$PY" "$HERE/fw_inspect.py" --queue 0 "$@" --log "$w/inspect.jsonl" \
+    --ready-file "$w/inspect.ready" >"$w/inspect.out" 2>"$w/inspect.err" &
+  INSPECT_PID=$!; PIDS+=("$INSPECT_PID")
+  wait_file "$w/inspect.ready" 10
+}
+
 # The router's part of each case. Every command is also written to $1 (for the README).
 router_setup() {
   local name=$1 w=$2 cmds=$2/router.cmds
@@ -219,14 +236,10 @@ router_setup() {
       rtr iptables -A OUTPUT -p icmp --icmp-type fragmentation-needed -j DROP ;;
     fw-mtu-icmp)
       rtr ip link set esa0 mtu 1000 ;;
-    fw-smtp-inspect)
-      rtr iptables -A FORWARD -p tcp --dport 25 -j NFQUEUE --queue-num 0
-      rtr iptables -A FORWARD -p tcp --sport 25 -j NFQUEUE --queue-num 0
-      echo "ip netns exec $NS_RTR python3 scripts/make-captures/fw_inspect.py --queue 0 --log \$WORK/inspect.jsonl" >>"$cmds"
-      ip netns exec "$NS_RTR" "$PY" "$HERE/fw_inspect.py" --queue 0 --log "$w/inspect.jsonl" \
-        --ready-file "$w/inspect.ready" >"$w/inspect.out" 2>"$w/inspect.err" &
-      INSPECT_PID=$!; PIDS+=("$INSPECT_PID")
-      wait_file "$w/inspect.ready" 10 ;;
+    fw-smtp-inspect) start_inspector "$w" ;;
+    fw-limit-line) start_inspector "$w" --no-mask --max-line 512 --action reset ;;
+    fw-limit-rcpt) start_inspector "$w" --no-mask --max-rcpt 3 --action reset ;;
+    fw-limit-header) start_inspector "$w" --no-mask --max-header-bytes 10000 --action reset ;;
   esac
 }
 

@@ -39,6 +39,9 @@ pub(crate) struct LineBuf {
     /// Bytes were lost on this side: the next complete line may be the tail of a lost one,
     /// so the session only accepts it when it looks like the start of a real line.
     pub resync: bool,
+    /// Octets of the current line so far, the skipped part past the cap included, the LF not:
+    /// a line's real size is what a firewall's line-length limit sees.
+    pub octets: u64,
 }
 
 /// Lengths only: a partial line may be an AUTH response, which must not end up in a debug
@@ -49,6 +52,7 @@ impl std::fmt::Debug for LineBuf {
             .field("len", &self.buf.len())
             .field("overflow", &self.overflow)
             .field("resync", &self.resync)
+            .field("octets", &self.octets)
             .finish()
     }
 }
@@ -61,6 +65,7 @@ impl LineBuf {
             Some(i) => (&input[..i], i + 1, true),
             None => (input, input.len(), false),
         };
+        self.octets = self.octets.saturating_add(chunk.len() as u64);
         let mut overflowed = false;
         if !self.overflow {
             let room = MAX_LINE - self.buf.len();
@@ -84,6 +89,7 @@ impl LineBuf {
         self.buf.clear();
         self.overflow = false;
         self.resync = false;
+        self.octets = 0;
     }
 
     /// Bytes were lost: the partial line is meaningless now.
@@ -91,6 +97,7 @@ impl LineBuf {
         self.buf.clear();
         self.overflow = false;
         self.resync = true;
+        self.octets = 0;
     }
 }
 
@@ -159,6 +166,13 @@ mod tests {
         let (l, overflows) = lines_of(&[&long[..5000], &long[5000..], b"\r\nQUIT\r\n"]);
         assert_eq!(overflows, 1);
         assert_eq!(l.len(), 2);
+        // The size past the cap is still counted.
+        let mut lb = LineBuf::default();
+        lb.push(&long[..5000]);
+        lb.push(&long[5000..]);
+        assert_eq!(lb.octets, (MAX_LINE * 3) as u64);
+        assert!(lb.push(b"\r\n").complete);
+        assert_eq!(lb.octets, (MAX_LINE * 3 + 1) as u64);
         assert_eq!(l[0].len(), MAX_LINE);
         assert_eq!(l[1], b"QUIT");
     }

@@ -114,6 +114,48 @@ pub struct MessageData {
     /// The error reply to DATA itself (e.g. 503/554: no body was accepted, the transaction may
     /// go on), or the first error reply to a BDAT chunk that was not the last one.
     pub refused: Option<Reply>,
+    /// Line sizes of the DATA body (counted, never kept); all zero for BDAT, whose chunks are
+    /// counted but not split into lines.
+    pub lines: DataLines,
+}
+
+/// Line sizes of one message's DATA body, counted as it passes: what a firewall's header and
+/// line limits act on. Octets as on the wire (dot-stuffing included); a line's length leaves
+/// out its line end (LF and a CR before it), as RFC 5322's 998-octet limit does. A line cut
+/// by a capture gap is not measured (an undercount, never a made-up long line).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct DataLines {
+    /// Octets of the header section so far, line ends included, the empty line ending it not.
+    pub header_octets: u64,
+    /// The empty line that ends the header section was seen.
+    pub header_ended: bool,
+    /// When the header section ended (the chunk of bytes holding the empty line).
+    pub header_ended_at: Option<Timestamp>,
+    /// Longest complete header line (each line of a folded header on its own).
+    pub longest_header_line: u64,
+    /// When that line's end arrived.
+    pub longest_header_line_at: Option<Timestamp>,
+    /// Longest complete body line (after the header section).
+    pub longest_body_line: u64,
+    pub longest_body_line_at: Option<Timestamp>,
+    /// Octets of a line still without its line end where the data stopped (0: none); in the
+    /// header section unless `header_ended`.
+    pub open_line: u64,
+}
+
+/// Sizes of the client's command lines, counted as they pass (the lines are not kept): what a
+/// firewall's command-line limit acts on. Octets include the line end (CRLF, or a bare LF), as
+/// RFC 5321's 512-octet limit does. SASL response lines and message data are not command lines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CommandLines {
+    /// The last complete command line (the one [`SessionSummary::last_command`] describes).
+    pub last_octets: u64,
+    /// The longest complete command line before the last one.
+    pub longest_earlier_octets: u64,
+    /// A client line still without its line end when the capture ended (0: none), and when
+    /// its last byte came.
+    pub open_octets: u64,
+    pub open_at: Option<Timestamp>,
 }
 
 /// One mail transaction: from MAIL FROM to the final reply to its data, or to RSET/QUIT/end.
@@ -261,6 +303,8 @@ pub struct SessionSummary {
     pub commands: u32,
     /// Complete server replies (a multi-line reply is one).
     pub replies: u32,
+    /// Sizes of the client's command lines.
+    pub command_lines: CommandLines,
     /// Bytes seen from each side (capture gaps not included).
     pub client_bytes: u64,
     pub server_bytes: u64,

@@ -35,8 +35,8 @@ use super::line::{LineBuf, strip_cr};
 use super::reply::{self, ReplyLine};
 use super::tls::{self, TlsWatch};
 use super::{
-    Command, DataKind, EVENTS_KEPT, MessageData, Phase, Recipient, Reply, SessionSummary,
-    SmtpAnomaly, SmtpEvent, TlsSummary, Transaction,
+    Command, CommandLines, DataKind, DataLines, EVENTS_KEPT, MessageData, Phase, Recipient, Reply,
+    SessionSummary, SmtpAnomaly, SmtpEvent, TlsSummary, Transaction,
 };
 
 pub(crate) const MAX_ANOMALIES: usize = 32;
@@ -194,6 +194,7 @@ pub struct Session {
     unprompted_dropped: u32,
     commands: u32,
     replies: u32,
+    cmd_lines: CommandLines,
     client_bytes: u64,
     server_bytes: u64,
     client_last_at: Option<Timestamp>,
@@ -315,7 +316,9 @@ impl Session {
                 }
                 ClientMode::Hold { .. } => bytes = self.hold_data(at, bytes),
                 ClientMode::Body => {
+                    let before = self.body.sizes;
                     let r = self.body.scan(bytes);
+                    self.note_line_times(at, &before);
                     bytes = &bytes[r.consumed..];
                     self.add_body_bytes(r.consumed as u64);
                     if r.ended {
@@ -516,6 +519,17 @@ impl Session {
             self.first_command = Some((seq, cmd.clone()));
         }
         self.last_command = Some((seq, cmd.clone()));
+        // The line's size as sent: the buffer's count plus the LF, or (an unterminated QUIT read
+        // at the end) the line itself.
+        let octets = match self.c_line.octets {
+            0 => line.len() as u64,
+            n => n.saturating_add(1),
+        };
+        let cl = &mut self.cmd_lines;
+        if self.commands > 1 {
+            cl.longest_earlier_octets = cl.longest_earlier_octets.max(cl.last_octets);
+        }
+        cl.last_octets = octets;
 
         let mut pending = Pending {
             seq: Some(seq),
@@ -627,8 +641,32 @@ impl Session {
         self.push_waiting(pending);
     }
 
+    /// A DATA body scan changed the line sizes: the longest lines and the end of the header
+    /// section happened in the bytes that arrived at `at`.
+    fn note_line_times(&mut self, at: Timestamp, before: &DataLines) {
+        let z = &mut self.body.sizes;
+        if z.longest_header_line != before.longest_header_line {
+            z.longest_header_line_at = Some(at);
+        }
+        if z.longest_body_line != before.longest_body_line {
+            z.longest_body_line_at = Some(at);
+        }
+        if z.header_ended && !before.header_ended {
+            z.header_ended_at = Some(at);
+        }
+    }
+
+    /// The DATA body is over (end mark, or taken as over): its line sizes go to its message.
+    fn store_lines(&mut self) {
+        let sizes = self.body.sizes;
+        if let Some(d) = self.data_mut(self.body_tx) {
+            d.lines = sizes;
+        }
+    }
+
     /// The `.` line: the client finished the message; its final reply is queued.
     fn body_end(&mut self, at: Timestamp) {
+        self.store_lines();
         if let Some(d) = self.data_mut(self.body_tx) {
             d.end_at = Some(at);
         }
@@ -787,6 +825,7 @@ impl Session {
             && matches!(code, Some(c) if (200..300).contains(&c))
         {
             // The end mark was lost in a gap: the server's acceptance says where it was.
+            self.store_lines();
             self.push_waiting(Pending {
                 seq: None,
                 what: Waiting::EndOfData,
@@ -1167,7 +1206,22 @@ impl Session {
                 ..self.tls.clone()
             }),
             auth: cmd(&self.auth),
-            transactions: self.txs.iter().cloned().collect(),
+            transactions: self
+                .txs
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    let mut t = t.clone();
+                    // A body still under way: its sizes so far.
+                    if self.c_mode == ClientMode::Body
+                        && self.tx_index(self.body_tx) == Some(i)
+                        && let Some(d) = t.data.as_mut()
+                    {
+                        d.lines = self.body.sizes;
+                    }
+                    t
+                })
+                .collect(),
             quit: cmd(&self.quit),
             first_command: cmd(&self.first_command),
             last_command: cmd(&self.last_command),
@@ -1178,6 +1232,19 @@ impl Session {
                 .saturating_add(self.waiting_dropped),
             commands: self.commands,
             replies: self.replies,
+            command_lines: {
+                // A partial line in command mode (not a SASL response) is a command under way.
+                let open = if self.c_mode == ClientMode::Command && !self.auth_active {
+                    self.c_line.octets
+                } else {
+                    0
+                };
+                CommandLines {
+                    open_octets: open,
+                    open_at: if open > 0 { self.client_last_at } else { None },
+                    ..self.cmd_lines
+                }
+            },
             client_bytes: self.client_bytes,
             server_bytes: self.server_bytes,
             client_last_at: self.client_last_at,

@@ -1343,3 +1343,88 @@ fn masked_keywords_and_commands_are_recorded() {
             && !super::is_masked_word("AUTH")
     );
 }
+
+#[test]
+fn command_line_sizes_are_counted_not_kept() {
+    let long = format!("RCPT TO:<{}@example.com>\r\n", "a".repeat(5000));
+    let s = run(&[
+        (S, b"220 mail.example.com ESMTP\r\n"),
+        (C, b"EHLO client.example.org\r\n"),
+        (S, b"250 ok\r\n"),
+        (C, b"MAIL FROM:<a@example.org>\r\n"),
+        (S, b"250 ok\r\n"),
+        (C, long.as_bytes()),
+    ]);
+    let cl = s.command_lines;
+    // Past the 4 KiB line cap the size is still the size sent.
+    assert_eq!(cl.last_octets, long.len() as u64);
+    assert_eq!(cl.longest_earlier_octets, 27);
+    assert_eq!(cl.open_octets, 0);
+    let last = s.last_command.as_ref().unwrap();
+    assert_eq!((last.verb.as_str(), last.reply.is_none()), ("RCPT", true));
+    assert_eq!(s.transactions[0].rcpt_to.len(), 1);
+
+    // A line cut before its end: an open line, with when its last byte came.
+    let s = run(&[
+        (S, b"220 mail.example.com ESMTP\r\n"),
+        (C, b"EHLO client.example.org\r\n"),
+        (S, b"250 ok\r\n"),
+        (C, &long.as_bytes()[..1448]),
+    ]);
+    assert_eq!(s.command_lines.open_octets, 1448);
+    assert_eq!(s.command_lines.open_at, Some(t(3)));
+    assert_eq!(s.command_lines.last_octets, 25);
+}
+
+#[test]
+fn data_line_sizes_with_their_times() {
+    let header = format!("Subject: x\r\nX-Long: {}\r\n", "h".repeat(1100));
+    let s = run(&[
+        (S, b"220 mail.example.com ESMTP\r\n"),
+        (
+            C,
+            b"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n",
+        ),
+        (S, b"250 ok\r\n250 ok\r\n354 go\r\n"),
+        (C, header.as_bytes()),
+        (C, b"\r\nshort body\r\n"),
+        (C, &[b'b'; 2000]),
+    ]);
+    let d = s.transactions[0].data.as_ref().unwrap();
+    let z = d.lines;
+    assert_eq!(z.header_octets, header.len() as u64);
+    assert_eq!((z.header_ended, z.header_ended_at), (true, Some(t(4))));
+    assert_eq!(
+        (z.longest_header_line, z.longest_header_line_at),
+        (1108, Some(t(3)))
+    );
+    assert_eq!(
+        (z.longest_body_line, z.longest_body_line_at),
+        (10, Some(t(4)))
+    );
+    assert_eq!(z.open_line, 2000);
+
+    // Finished: the sizes stay with the message; BDAT is not split into lines.
+    let s = run(&[
+        (S, b"220 mail.example.com ESMTP\r\n"),
+        (
+            C,
+            b"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n",
+        ),
+        (S, b"250 ok\r\n250 ok\r\n354 go\r\n"),
+        (
+            C,
+            b"A: 1\r\n\r\nbody\r\n.\r\nMAIL FROM:<a@example.org>\r\nBDAT 9 LAST\r\nA: 1\r\n\r\nx",
+        ),
+        (S, b"250 queued\r\n250 ok\r\n250 queued\r\n"),
+    ]);
+    let z = s.transactions[0].data.as_ref().unwrap().lines;
+    assert_eq!(
+        (z.header_octets, z.longest_body_line, z.open_line),
+        (6, 4, 0)
+    );
+    assert_eq!(
+        s.transactions[1].data.as_ref().unwrap().lines,
+        DataLines::default()
+    );
+}
