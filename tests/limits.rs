@@ -85,22 +85,14 @@ fn open_connections_are_capped_and_the_oldest_are_finished_early() {
         ..FlowConfig::default()
     });
     let server = SocketAddr::new(SERVER, 25);
-    // A SYN scan: 1,000 connections that never close, one per millisecond.
+    // 1,000 connections under way (a SYN and a first byte) that never close, one a millisecond.
     for i in 0..1000u32 {
         let c = SocketAddr::new(client(i % 200), 10_000 + i as u16);
-        t.process(
-            &packet(
-                u64::from(i) + 1,
-                i64::from(i),
-                c,
-                server,
-                i,
-                true,
-                false,
-                b"",
-            ),
-            &mut new_sink,
-        );
+        let frame = 2 * u64::from(i);
+        let syn = packet(frame + 1, i64::from(i), c, server, i, true, false, b"");
+        t.process(&syn, &mut new_sink);
+        let data = packet(frame + 2, i64::from(i), c, server, i + 1, false, true, b"x");
+        t.process(&data, &mut new_sink);
         assert!(t.open_connections() <= 64, "{}", t.open_connections());
     }
     assert!(t.evicted_flows() >= 1000 - 64, "{}", t.evicted_flows());
@@ -115,7 +107,7 @@ fn open_connections_are_capped_and_the_oldest_are_finished_early() {
 }
 
 #[test]
-fn closed_connections_are_evicted_before_open_ones() {
+fn attempts_and_closed_connections_are_evicted_before_open_ones() {
     let mut t = table(FlowConfig {
         max_open_flows: 16,
         ..FlowConfig::default()
@@ -127,6 +119,11 @@ fn closed_connections_are_evicted_before_open_ones() {
     n += 1;
     t.process(
         &packet(n, 0, old, server, 100, true, false, b""),
+        &mut new_sink,
+    );
+    n += 1;
+    t.process(
+        &packet(n, 1, old, server, 101, false, true, b"EHLO x\r\n"),
         &mut new_sink,
     );
     for i in 0..100u32 {
@@ -145,10 +142,24 @@ fn closed_connections_are_evicted_before_open_ones() {
     // The old connection goes on: had it been finished early, this would start another one.
     n += 1;
     t.process(
-        &packet(n, 500, old, server, 101, false, true, b"EHLO x\r\n"),
+        &packet(
+            n,
+            500,
+            old,
+            server,
+            109,
+            false,
+            true,
+            b"MAIL FROM:<a@example.org>\r\n",
+        ),
         &mut new_sink,
     );
-    assert!(t.evicted_flows() > 0);
+    assert!(t.open_connections() <= 16);
+    assert_eq!(
+        t.evicted_flows(),
+        0,
+        "only attempts were finished early: nothing lost"
+    );
     let done = t.finish_all();
     let old_conn: Vec<&TcpConnection> = done
         .iter()
