@@ -1025,6 +1025,11 @@ impl Session {
 
     fn open_transaction(&mut self, at: Timestamp, mail_from: String) -> u64 {
         let id = self.tx_base + self.txs.len() as u64;
+        // Most sessions carry one message: grow from one slot, not the default four (a
+        // transaction is a few hundred bytes, times every open connection).
+        if self.txs.len() == self.txs.capacity() {
+            self.txs.reserve_exact(self.txs.len().max(1));
+        }
         self.txs.push_back(Transaction {
             mail_at: at,
             mail_from,

@@ -307,10 +307,11 @@ type FlowHasher = foldhash::fast::RandomState;
 /// The open connections: a small index from key to slot, and the connections in one dense
 /// vector. The index a lookup walks stays a few hundred KiB for ten thousand connections (it
 /// sits in cache), where a map holding the connections themselves would spread the keys over
-/// tens of MiB and miss the cache on every packet.
+/// tens of MiB and miss the cache on every packet. Each connection is boxed, so that the
+/// vector's spare capacity costs a pointer a slot and a removal moves a pointer.
 struct Open<S> {
     index: HashMap<FlowKey, u32, FlowHasher>,
-    conns: Vec<(FlowKey, Conn<S>)>,
+    conns: Vec<(FlowKey, Box<Conn<S>>)>,
 }
 
 impl<S> Open<S> {
@@ -343,7 +344,7 @@ impl<S> Open<S> {
         let next = self.conns.len() as u32;
         let i = *self.index.entry(key).or_insert(next);
         if i == next {
-            self.conns.push((key, new()));
+            self.conns.push((key, Box::new(new())));
         }
         &mut self.conns[i as usize].1
     }
@@ -354,11 +355,11 @@ impl<S> Open<S> {
         if let Some((moved, _)) = self.conns.get(i) {
             self.index.insert(*moved, i as u32);
         }
-        Some(conn)
+        Some(*conn)
     }
 
     fn iter(&self) -> impl Iterator<Item = (&FlowKey, &Conn<S>)> {
-        self.conns.iter().map(|(k, c)| (k, c))
+        self.conns.iter().map(|(k, c)| (k, &**c))
     }
 
     fn keys(&self) -> impl Iterator<Item = &FlowKey> {
