@@ -25,7 +25,7 @@ use synth_capture::{CaptureGenOptions, PacketSink};
 
 const USAGE: &str =
     "usage: gen_capture (--size N[K|M|G] | --sessions N) [--concurrent N] [--seed N] \
-[--clock-offset SECONDS] [--idle-timeout SECONDS] -o DIR
+[--clock-offset SECONDS] [--idle-timeout SECONDS] [--even-mix] -o DIR
 
   --size N[K|M|G]        stop starting sessions once the capture reaches about N bytes
                          (powers of 1024), then finish the open ones
@@ -34,6 +34,7 @@ const USAGE: &str =
   --seed N               the seed (default 1); the same options give the same files
   --clock-offset SECONDS the appliance clock minus UTC (default 3603: UTC+01:00 and 3 s skew)
   --idle-timeout SECONDS the listener's idle timeout (default 300)
+  --even-mix             every outcome equally often (default: a realistic mix)
   -o, --output DIR       where capture.pcap, mail_logs and truth.json go (created if missing)";
 
 fn size_arg(s: &str) -> Option<u64> {
@@ -93,6 +94,10 @@ fn main() -> ExitCode {
         if matches!(a.as_str(), "-h" | "--help") {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
+        }
+        if a == "--even-mix" {
+            o.even_mix = true;
+            continue;
         }
         let Some(v) = args.next() else {
             return usage_error(&format!("{a} needs a value"));

@@ -119,6 +119,10 @@ pub struct CaptureGenOptions {
     pub idle_timeout_secs: u32,
     /// Time of the first packet, microseconds since the epoch (UTC).
     pub start_us: i64,
+    /// Median message size in bytes (sizes are log-normal around it, 2 KB to 9 MB).
+    pub median_message: u64,
+    /// Every outcome equally often instead of the realistic mix (for tests that want each).
+    pub even_mix: bool,
 }
 
 impl Default for CaptureGenOptions {
@@ -132,6 +136,8 @@ impl Default for CaptureGenOptions {
             idle_timeout_secs: 300,
             // Mon 2026-03-02 09:00:00 UTC
             start_us: 1_772_442_000_000_000,
+            median_message: 14_000,
+            even_mix: false,
         }
     }
 }
@@ -334,7 +340,10 @@ impl Outcome {
         Outcome::ALL.iter().position(|o| *o == self).unwrap_or(0)
     }
 
-    fn draw(rng: &mut Rng) -> Outcome {
+    fn draw(rng: &mut Rng, even: bool) -> Outcome {
+        if even {
+            return *rng.pick(&Outcome::ALL);
+        }
         let mut x = rng.below(1000);
         for o in Outcome::ALL {
             if x < o.weight() {
@@ -1665,10 +1674,10 @@ impl Sess {
         self.queue.last().map_or(self.clock, |a| a.t)
     }
 
-    /// A message size: log-normal, median 14 KB, from 2 KB to 9 MB (under the listener's
+    /// A message size: log-normal around `median`, from 2 KB to 9 MB (under the listener's
     /// 10 MB limit).
-    fn message_size(&mut self) -> u64 {
-        let x = (14_000f64.ln() + 1.6 * self.rng.normal()).exp();
+    fn message_size(&mut self, median: u64) -> u64 {
+        let x = ((median.max(1) as f64).ln() + 1.6 * self.rng.normal()).exp();
         x.clamp(2_000.0, 9_000_000.0) as u64
     }
 
@@ -2306,9 +2315,10 @@ impl<P: PacketSink, L: Write, T: Write> Gen<'_, P, L, T> {
             "{{\"generator\": \"gen_capture\", \"seed\": {}, \"clock_offset\": {}, \"idle_timeout\": {}, \"server\": \"192.0.2.25:25\",\n\"connections\": [",
             o.seed, o.clock_offset, o.idle_timeout_secs
         )?;
-        // Ramp up: the first sessions' SYNs spread over up to 10 s.
+        // Ramp up: the first sessions' SYNs come within a fraction of a typical session's
+        // length (50 µs apart, 2 s at most), so that they are all open at once.
         let n = o.concurrent.max(1);
-        let ramp = (i64::from(n) * 1000).min(10 * US);
+        let ramp = (i64::from(n) * 50).min(2 * US);
         for i in 0..n {
             let t = t0 + ramp * i64::from(i) / i64::from(n);
             if !self.spawn(t) {
@@ -2379,7 +2389,7 @@ impl<P: PacketSink, L: Write, T: Write> Gen<'_, P, L, T> {
         };
         let w = &mut self.w;
         let mut rng = Rng::new(w.rng.next_u64());
-        let outcome = Outcome::draw(&mut rng);
+        let outcome = Outcome::draw(&mut rng, w.o.even_mix);
         let client = w.pick_client();
         let port = loop {
             let p = w.next_port[client];
@@ -2403,7 +2413,7 @@ impl<P: PacketSink, L: Write, T: Write> Gen<'_, P, L, T> {
         let hops = 4 + ((h >> 8) % 17) as u8;
         let base_rtt = {
             let mut r = Rng::new(h);
-            r.log_uniform(2_000.0, 250_000.0)
+            r.log_uniform(5_000.0, 300_000.0)
         };
         let s = &mut self.sessions[slot];
         s.outcome = Some(outcome);
@@ -2439,7 +2449,7 @@ impl<P: PacketSink, L: Write, T: Write> Gen<'_, P, L, T> {
         s.c_tsval = 0;
         s.s_tsval = 0;
         s.rtt = (base_rtt * rng.range(90, 110) as f64 / 100.0) as i64;
-        s.rate = rng.log_uniform(30_000.0, 8_000_000.0) / 1e6;
+        s.rate = rng.log_uniform(20_000.0, 5_000_000.0) / 1e6;
         s.segs_unacked = 0;
         s.queue.clear();
         s.text.clear();
@@ -2467,18 +2477,19 @@ impl<P: PacketSink, L: Write, T: Write> Gen<'_, P, L, T> {
         s.sizes.clear();
         s.rng = rng;
         for _ in 0..=s.msgs_full {
-            let size = s.message_size();
+            let size = s.message_size(w.o.median_message);
             s.sizes.push(size);
         }
         s.bytes = 0;
         s.opened = false;
-        s.est_bytes = 3_000
-            + s.sizes.iter().take(s.msgs_full as usize + 1).sum::<u64>() * 106 / 100
-            + if matches!(outcome, Outcome::Delivered | Outcome::TlsDelivered) {
-                0
-            } else {
-                s.sizes.last().copied().unwrap_or(0) * 50 / 100
-            };
+        // What the session will write: its full messages, half of an aborted one, and about
+        // 3 KB of handshake, dialogue and closes (corrected when it ends).
+        let full: u64 = s.sizes.iter().take(s.msgs_full as usize).sum();
+        let aborted = match outcome {
+            Outcome::Delivered | Outcome::TlsDelivered => 0,
+            _ => s.sizes.get(s.msgs_full as usize).copied().unwrap_or(0) / 2,
+        };
+        s.est_bytes = 3_000 + (full + aborted) * 106 / 100;
         w.committed += s.est_bytes;
         // The handshake.
         s.push(t, Act::Syn, Note::None);
