@@ -35,6 +35,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet};
 use std::fmt;
 use std::io::{self, Write};
+use std::net::Ipv4Addr;
 
 // ---------------------------------------------------------------------------------------------
 // Randomness: splitmix64, so that a seed gives the same bytes on every platform and version.
@@ -371,6 +372,11 @@ const US: i64 = 1_000_000;
 /// Delayed-ACK timer of both stacks.
 const DELACK: i64 = 40_000;
 const HOSTNAME: &str = "esa1.example.com";
+const BANNER: &str = "220 esa1.example.com ESMTP\r\n";
+const EHLO_REPLY: &str =
+    "250-esa1.example.com\r\n250-8BITMIME\r\n250-SIZE 10485760\r\n250-STARTTLS\r\n250 OK\r\n";
+const EHLO_REPLY_TLS: &str =
+    "250-esa1.example.com\r\n250-8BITMIME\r\n250-SIZE 10485760\r\n250 OK\r\n";
 const REJECT_TEXT: &str = "554 Your access to this mail system has been rejected due to the sending MTA's poor reputation. If you believe that this failure is in error, please contact the intended recipient via alternate means.\r\n";
 
 const FIN: u8 = 0x01;
@@ -681,7 +687,7 @@ impl BodyGen {
         subject: &str,
         msgid: &str,
         date: &str,
-        client: &str,
+        client: Ipv4Addr,
     ) -> u64 {
         self.rng = rng;
         self.boundary = self.rng.next_u64();
@@ -1138,12 +1144,14 @@ struct Sess {
     segs_planned: u64,
     from: String,
     to: String,
-    subject: String,
+    subject: &'static str,
     msgid: String,
     ready_bytes: u64,
     /// The sizes of the session's messages, drawn when it starts (for the size budget).
     sizes: Vec<u64>,
     text_ehlo_after_tls: bool,
+    cmd_buf: Vec<u8>,
+    reply_buf: Vec<u8>,
     body_at: i64,
     est_bytes: u64,
     bytes: u64,
@@ -1169,6 +1177,7 @@ struct World<'a, P: PacketSink, L: Write, T: Write> {
     open: u64,
     log_sec: i64,
     log_prefix: String,
+    log_buf: Vec<u8>,
     truth_first: bool,
     /// Bytes the started sessions will have written (estimates for the open ones).
     committed: u64,
@@ -1198,12 +1207,13 @@ impl<P: PacketSink, L: Write, T: Write> World<'_, P, L, T> {
             self.log_sec = sec;
             self.log_prefix = ctime(sec);
         }
-        let mut line = Vec::with_capacity(160);
+        let line = &mut self.log_buf;
+        line.clear();
         line.extend_from_slice(self.log_prefix.as_bytes());
         line.extend_from_slice(b" Info: ");
         line.write_fmt(args)?;
         line.push(b'\n');
-        self.log.write_all(&line)?;
+        self.log.write_all(line)?;
         self.stats.log_bytes += line.len() as u64;
         self.stats.log_lines += 1;
         Ok(())
@@ -1395,10 +1405,10 @@ impl Sess {
     /// The orderly end after QUIT: 221, the appliance's FIN, the client's FIN, the last ACK.
     fn quit(&mut self, note_quit: Note) {
         let p = self.proc_short();
-        let t = self.exchange(
-            b"QUIT\r\n",
+        let t = self.exchange_fmt(
+            format_args!("QUIT\r\n"),
             p,
-            format!("221 {HOSTNAME} closing connection\r\n").as_bytes(),
+            format_args!("221 {HOSTNAME} closing connection\r\n"),
             note_quit,
         );
         self.server_close(t + 25);
@@ -1444,18 +1454,51 @@ impl Sess {
         self.step = Step::Finished;
     }
 
-    fn addr(&mut self, local: bool) -> String {
+    /// A new envelope address into `self.from` or (`local`) `self.to`.
+    fn new_addr(&mut self, local: bool) {
         let u = *self.rng.pick(&USERS);
         let n = self.rng.below(100);
-        let d = if local {
-            *self.rng.pick(&LOCAL_DOMAINS)
+        let (d, out) = if local {
+            (*self.rng.pick(&LOCAL_DOMAINS), &mut self.to)
         } else {
-            *self.rng.pick(&DOMAINS)
+            (*self.rng.pick(&DOMAINS), &mut self.from)
         };
-        format!("{u}{n}@{d}")
+        out.clear();
+        let _ = fmt::Write::write_fmt(out, format_args!("{u}{n}@{d}"));
+    }
+
+    /// [`Sess::exchange`] with formatted texts, built in buffers the session keeps.
+    fn exchange_fmt(
+        &mut self,
+        cmd: fmt::Arguments<'_>,
+        proc_us: i64,
+        reply: fmt::Arguments<'_>,
+        note: Note,
+    ) -> i64 {
+        let mut c = std::mem::take(&mut self.cmd_buf);
+        let mut r = std::mem::take(&mut self.reply_buf);
+        c.clear();
+        r.clear();
+        let _ = c.write_fmt(cmd);
+        let _ = r.write_fmt(reply);
+        let t = self.exchange(&c, proc_us, &r, note);
+        self.cmd_buf = c;
+        self.reply_buf = r;
+        t
     }
 
     /// Whether the message being sent now is the one the outcome aborts.
+    /// A Message-ID and a subject for the next message.
+    fn new_message_id(&mut self) {
+        self.msgid.clear();
+        let id = self.rng.next_u64();
+        let _ = fmt::Write::write_fmt(
+            &mut self.msgid,
+            format_args!("<{id:016x}@{}>", DOMAINS[self.client % DOMAINS.len()]),
+        );
+        self.subject = *self.rng.pick(&SUBJECTS);
+    }
+
     fn aborting(&self) -> bool {
         self.msgs_done >= self.msgs_full
     }
@@ -1480,18 +1523,19 @@ impl Sess {
                     self.server_says(t, REJECT_TEXT.as_bytes(), Note::Hat);
                     self.server_close(t + 30);
                 } else {
-                    let banner = format!("220 {HOSTNAME} ESMTP\r\n");
-                    self.server_says(t, banner.as_bytes(), Note::Hat);
+                    self.server_says(t, BANNER.as_bytes(), Note::Hat);
                     self.step = Step::Ehlo;
                 }
             }
             Step::Ehlo => {
-                let ehlo = format!("EHLO mail{}.example.net\r\n", self.client);
-                let reply = format!(
-                    "250-{HOSTNAME}\r\n250-8BITMIME\r\n250-SIZE 10485760\r\n250-STARTTLS\r\n250 OK\r\n"
-                );
                 let p = self.proc_short();
-                self.exchange(ehlo.as_bytes(), p, reply.as_bytes(), Note::None);
+                let client = self.client;
+                self.exchange_fmt(
+                    format_args!("EHLO mail{client}.example.net\r\n"),
+                    p,
+                    format_args!("{EHLO_REPLY}"),
+                    Note::None,
+                );
                 self.step = match outcome {
                     Outcome::NoMessage => Step::Quit,
                     Outcome::LostAfterEhlo => {
@@ -1562,28 +1606,31 @@ impl Sess {
                 if self.text_ehlo_after_tls {
                     self.text_ehlo_after_tls = false;
                     let p = self.proc_short();
-                    self.exchange(
-                        b"EHLO mail.example.net\r\n",
+                    let client = self.client;
+                    self.exchange_fmt(
+                        format_args!("EHLO mail{client}.example.net\r\n"),
                         p,
-                        format!(
-                            "250-{HOSTNAME}\r\n250-8BITMIME\r\n250-SIZE 10485760\r\n250 OK\r\n"
-                        )
-                        .as_bytes(),
+                        format_args!("{EHLO_REPLY_TLS}"),
                         Note::None,
                     );
                     return;
                 }
-                self.from = self.addr(false);
+                self.new_addr(false);
                 let size = self
                     .sizes
                     .get(self.msgs_done as usize)
                     .copied()
                     .unwrap_or(2_000);
                 self.ready_bytes = size;
-                let cmd = format!("MAIL FROM:<{}> SIZE={size}\r\n", self.from);
-                let reply = format!("250 sender <{}> ok\r\n", self.from);
                 let p = self.proc_short();
-                self.exchange(cmd.as_bytes(), p, reply.as_bytes(), Note::Mail);
+                let from = std::mem::take(&mut self.from);
+                self.exchange_fmt(
+                    format_args!("MAIL FROM:<{from}> SIZE={size}\r\n"),
+                    p,
+                    format_args!("250 sender <{from}> ok\r\n"),
+                    Note::Mail,
+                );
+                self.from = from;
                 self.rcpts = if self.rng.chance(0.8) {
                     1
                 } else {
@@ -1594,22 +1641,35 @@ impl Sess {
                 self.step = Step::Rcpt;
             }
             Step::Rcpt => {
-                self.to = self.addr(true);
+                self.new_addr(true);
                 let last = self.rcpt_i + 1 == self.rcpts;
-                // Some recipients are refused (never the last, so a message always has one).
-                let (reply, ok) = if outcome == Outcome::RejectAtRcpt {
-                    (REJECT_TEXT.to_string(), false)
-                } else if !last && self.rng.chance(0.05) {
-                    (
-                        format!("550 #5.1.0 Address rejected {}\r\n", self.to),
-                        false,
-                    )
-                } else {
-                    (format!("250 recipient <{}> ok\r\n", self.to), true)
-                };
-                let cmd = format!("RCPT TO:<{}>\r\n", self.to);
+                let to = std::mem::take(&mut self.to);
                 let p = self.rng.range(200, 30_000) as i64;
-                self.exchange(cmd.as_bytes(), p, reply.as_bytes(), Note::Rcpt { ok });
+                let cmd = format_args!("RCPT TO:<{to}>\r\n");
+                // Some recipients are refused (never the last, so a message always has one).
+                if outcome == Outcome::RejectAtRcpt {
+                    self.exchange_fmt(
+                        cmd,
+                        p,
+                        format_args!("{REJECT_TEXT}"),
+                        Note::Rcpt { ok: false },
+                    );
+                } else if !last && self.rng.chance(0.05) {
+                    self.exchange_fmt(
+                        cmd,
+                        p,
+                        format_args!("550 #5.1.0 Address rejected {to}\r\n"),
+                        Note::Rcpt { ok: false },
+                    );
+                } else {
+                    self.exchange_fmt(
+                        cmd,
+                        p,
+                        format_args!("250 recipient <{to}> ok\r\n"),
+                        Note::Rcpt { ok: true },
+                    );
+                }
+                self.to = to;
                 self.rcpt_i += 1;
                 if last {
                     self.step = Step::AfterRcpt;
@@ -1688,22 +1748,19 @@ impl Sess {
             self.tlsgen.start(rng, size + 3);
             self.stream_left = tls_wire_len(size + 3);
         } else {
+            self.new_message_id();
             let date = rfc2822(self.clock);
-            let msgid = format!(
-                "<{:016x}@{}>",
-                self.rng.next_u64(),
-                DOMAINS[self.client % 12]
+            let client = Ipv4Addr::from(self.cip);
+            self.stream_left = self.body.start(
+                rng,
+                size,
+                &self.from,
+                &self.to,
+                self.subject,
+                &self.msgid,
+                &date,
+                client,
             );
-            self.msgid.clear();
-            self.msgid.push_str(&msgid);
-            self.subject.clear();
-            let s = *self.rng.pick(&SUBJECTS);
-            self.subject.push_str(s);
-            let client = ip_str(self.cip);
-            let (from, to, subject) = (self.from.clone(), self.to.clone(), self.subject.clone());
-            self.stream_left = self
-                .body
-                .start(rng, size, &from, &to, &subject, &msgid, &date, &client);
         }
         let segs = self.stream_left.div_ceil(MSS as u64);
         self.cut_after = if self.aborting()
@@ -1793,8 +1850,11 @@ impl Sess {
                 self.push(last + DELACK, Act::SAck, Note::None);
             }
             let mid = self.open_mid.unwrap_or(0);
-            let reply = format!("250 ok:  Message {mid} accepted\r\n");
-            self.server_says(last + p, reply.as_bytes(), Note::Ready);
+            let mut r = std::mem::take(&mut self.reply_buf);
+            r.clear();
+            let _ = write!(r, "250 ok:  Message {mid} accepted\r\n");
+            self.server_says(last + p, &r, Note::Ready);
+            self.reply_buf = r;
             self.msgs_done += 1;
             // More full messages, or the one the outcome aborts, or QUIT.
             self.step = if self.msgs_done < self.msgs_full
@@ -2021,7 +2081,7 @@ impl Sess {
         t: i64,
         w: &mut World<'_, P, L, T>,
     ) -> io::Result<()> {
-        let ip = ip_str(self.cip);
+        let ip = Ipv4Addr::from(self.cip);
         let delayed = self.outcome == Some(Outcome::RejectAtRcpt);
         if note == Note::Connect {
             let icid = w.next_icid;
@@ -2136,15 +2196,7 @@ impl Sess {
                         self.body.message_bytes()
                     };
                     if self.tls {
-                        self.msgid.clear();
-                        let id = self.rng.next_u64();
-                        let _ = fmt::Write::write_fmt(
-                            &mut self.msgid,
-                            format_args!("<{id:016x}@{}>", DOMAINS[self.client % 12]),
-                        );
-                        self.subject.clear();
-                        let s = *self.rng.pick(&SUBJECTS);
-                        self.subject.push_str(s);
+                        self.new_message_id();
                     }
                     let (msgid, subject, from) = (&self.msgid, &self.subject, &self.from);
                     w.log_line(t, format_args!("MID {mid} Message-ID '{msgid}'"))?;
@@ -2287,6 +2339,7 @@ pub fn generate<P: PacketSink, L: Write, T: Write>(
             open: 0,
             log_sec: i64::MIN,
             log_prefix: String::new(),
+            log_buf: Vec::with_capacity(256),
             truth_first: true,
             committed: 24,
             client_cdf,
