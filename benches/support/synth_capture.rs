@@ -1107,6 +1107,8 @@ struct Sess {
     c_rcv: u32,
     /// End of a segment that arrived ahead of the one before it.
     ooo_end: Option<u32>,
+    /// The last acknowledgement number the server sent.
+    s_acked: u32,
     c_ipid: u16,
     s_ipid: u16,
     c_ttl: u8,
@@ -1301,6 +1303,7 @@ impl Sess {
             }
         } else {
             self.s_ipid = self.s_ipid.wrapping_add(1);
+            self.s_acked = self.c_rcv;
             Seg {
                 from_client,
                 cip: self.cip,
@@ -2033,6 +2036,9 @@ impl Sess {
                 let s = self.seg(t, true, self.c_nxt, ACK, None);
                 self.emit(w, t, &s, Src::None)?;
             }
+            // A planned ACK with nothing new to acknowledge is not sent (the timer found the
+            // data already acknowledged by a reply or an earlier ACK).
+            Act::SAck if self.c_rcv == self.s_acked => {}
             Act::SAck => {
                 let s = self.seg(t, false, self.s_nxt, ACK, None);
                 self.emit(w, t, &s, Src::None)?;
@@ -2491,6 +2497,7 @@ impl<P: PacketSink, L: Write, T: Write> Gen<'_, P, L, T> {
         s.s_nxt = s.s_isn;
         s.c_rcv = s.c_isn;
         s.ooo_end = None;
+        s.s_acked = s.c_isn;
         s.c_ipid = rng.next_u64() as u16;
         s.s_ipid = rng.next_u64() as u16;
         s.c_ttl = ttl0 - hops;
