@@ -99,6 +99,19 @@ fn main() -> ExitCode {
             o.even_mix = true;
             continue;
         }
+        const VALUED: [&str; 8] = [
+            "--size",
+            "--sessions",
+            "--concurrent",
+            "--seed",
+            "--clock-offset",
+            "--idle-timeout",
+            "-o",
+            "--output",
+        ];
+        if !VALUED.contains(&a.as_str()) {
+            return usage_error(&format!("unknown argument {a}"));
+        }
         let Some(v) = args.next() else {
             return usage_error(&format!("{a} needs a value"));
         };

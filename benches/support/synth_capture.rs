@@ -2390,8 +2390,13 @@ impl<P: PacketSink, L: Write, T: Write> Gen<'_, P, L, T> {
             if s.queue.is_empty() {
                 s.plan_next(idle);
             }
-            let a = s.queue.remove(0);
-            let done = s.execute(a, &mut self.w)?;
+            // Every plan ends in `Done`, so an empty queue is only a session already over.
+            let done = if s.queue.is_empty() {
+                true
+            } else {
+                let a = s.queue.remove(0);
+                s.execute(a, &mut self.w)?
+            };
             if done {
                 let now = s.clock;
                 self.finish(slot)?;
