@@ -247,10 +247,15 @@ impl StreamSink for SmtpSink {
 /// Distinct client addresses counted among the folded attempts.
 const FOLDED_CLIENTS_CAP: usize = 100_000;
 
+/// A finished SMTP connection's stage outputs. Boxed in the lists below: a row is a few KiB,
+/// and a list of boxes neither doubles that by its spare capacity nor holds it twice while the
+/// report's rows are made from it (each box is freed as its row is made).
+type Row = Box<(TcpConnection, SessionSummary, Verdict)>;
+
 /// Finished connections, as the report will list or count them.
 #[derive(Default)]
 struct Settled {
-    conns: Vec<(TcpConnection, SessionSummary, Verdict)>,
+    conns: Vec<Row>,
     /// Connections that were not SMTP.
     other: u32,
     attempts_listed: usize,
@@ -302,7 +307,7 @@ fn settle(tcp: TcpConnection, sink: SmtpSink, out: &mut Settled) {
         None => Session::new().summary(),
     };
     let verdict = verdict::decide(&tcp, &session);
-    conns.push((tcp, session, verdict));
+    conns.push(Box::new((tcp, session, verdict)));
 }
 
 /// Reads the captures and builds the report.
@@ -356,6 +361,7 @@ pub fn analyze(opts: &AnalyzeOptions) -> Result<Report, AnalyzeError> {
         h.report(&progress.finished());
     }
     let evicted = table.evicted_flows();
+    let late_packets = table.late_packets();
     for (tcp, sink) in table.finish_all() {
         settle(tcp, sink, &mut settled);
     }
@@ -414,7 +420,10 @@ pub fn analyze(opts: &AnalyzeOptions) -> Result<Report, AnalyzeError> {
     let correlation = log.as_ref().map(|log| {
         let views: Vec<WireView<'_>> = conns
             .iter()
-            .map(|(tcp, smtp, verdict)| WireView { tcp, smtp, verdict })
+            .map(|row| {
+                let (tcp, smtp, verdict) = &**row;
+                WireView { tcp, smtp, verdict }
+            })
             .collect();
         correlate::correlate(&views, log, opts.clock)
     });
@@ -424,6 +433,7 @@ pub fn analyze(opts: &AnalyzeOptions) -> Result<Report, AnalyzeError> {
     };
     let mut report = build_report(conns, other, captures, log.map(|l| l.summary), correlation);
     report.summary.folded_attempts = folded;
+    report.summary.late_packets = late_packets;
     if evicted > 0 {
         report.problems.push(format!(
             "{evicted} connections were finished early because more than {} were open at once \
@@ -495,7 +505,7 @@ fn wireshark_filter(tcp: &TcpConnection) -> String {
 }
 
 fn build_report(
-    conns: Vec<(TcpConnection, SessionSummary, Verdict)>,
+    conns: Vec<Row>,
     other: u32,
     captures: CaptureSummary,
     logs: Option<maillog::LogSummary>,
@@ -511,7 +521,8 @@ fn build_report(
         ..Summary::default()
     };
     let mut reports = Vec::with_capacity(conns.len());
-    for (i, ((tcp, session, verdict), m)) in conns.into_iter().zip(matches).enumerate() {
+    for (i, (row, m)) in conns.into_iter().zip(matches).enumerate() {
+        let (tcp, session, verdict) = *row;
         let smtp = SmtpFacts {
             quit: session.quit.is_some(),
             starttls: session.starttls.is_some(),

@@ -386,3 +386,51 @@ fn a_record_claiming_more_than_the_file_holds_costs_no_memory() {
         assert!(kib < 150 * 1024, "peak memory {kib} KiB");
     }
 }
+
+/// A closed connection is finished after a short linger; its packets that come later (an
+/// endpoint that never saw the RST, retransmitting) are counted as late, not taken for a new
+/// connection joined mid-stream; a new SYN on the same ports is a new connection.
+#[test]
+fn late_packets_of_a_finished_connection_are_counted_not_a_new_connection() {
+    let mut t = table(FlowConfig::default());
+    let server = SocketAddr::new(SERVER, 25);
+    let c = SocketAddr::new(client(1), 40_000);
+    let mut rst = packet(3, 20, server, c, 5000, false, false, b"");
+    rst.flags.rst = true;
+    let steps = [
+        packet(1, 0, c, server, 100, true, false, b""),
+        packet(2, 10, c, server, 101, false, true, b"EHLO x\r\n"),
+        rst,
+        // Another connection's packets move capture time on (the table sweeps as time passes).
+        packet(
+            4,
+            30_000,
+            SocketAddr::new(client(2), 1),
+            server,
+            1,
+            true,
+            false,
+            b"",
+        ),
+        // The client never saw the RST: it retransmits a minute later.
+        packet(5, 60_000, c, server, 101, false, true, b"EHLO x\r\n"),
+        packet(6, 61_000, c, server, 101, false, true, b"EHLO x\r\n"),
+    ];
+    for p in &steps {
+        t.process(p, &mut new_sink);
+    }
+    assert_eq!(t.late_packets(), 2);
+    // The same ports, a new SYN: port reuse, a connection of its own.
+    t.process(
+        &packet(7, 62_000, c, server, 9000, true, false, b""),
+        &mut new_sink,
+    );
+    let done = t.finish_all();
+    let of_client: Vec<_> = done.iter().filter(|(f, _)| f.client == c).collect();
+    assert_eq!(of_client.len(), 2, "the first connection and the reuse");
+    assert_eq!(
+        of_client[0].0.from_client.packets, 2,
+        "late packets not added"
+    );
+    assert_eq!(done.len(), 3);
+}

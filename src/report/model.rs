@@ -119,6 +119,9 @@ pub struct Summary {
     /// handshake or a reset: a scan or a SYN flood), counted here instead of listed one by one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub folded_attempts: Option<FoldedAttempts>,
+    /// Packets of closed connections that came minutes after the close (an endpoint that never
+    /// saw the close retransmitting, RSTs answering it): counted, not analysed.
+    pub late_packets: u64,
     pub first_seen: Option<Timestamp>,
     pub last_seen: Option<Timestamp>,
     /// With a log: connections matched to an ICID, and how many of them disagree with it.

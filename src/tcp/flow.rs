@@ -48,8 +48,13 @@ pub struct FlowConfig {
     /// are finished early, a quarter of the table at a time (attempts first, then closed ones),
     /// and the open ones among them counted.
     pub max_open_flows: usize,
-    /// A closed connection is finished once quiet this long (capture time).
+    /// A closed connection is finished once quiet this long (capture time): long enough for
+    /// the last ACKs and the first retransmissions of an endpoint that did not see the close.
     pub closed_linger: Timestamp,
+    /// After a closed connection is finished, its later packets (retransmissions of an endpoint
+    /// that never saw the close, RSTs answering them) are recognised this long and counted in
+    /// [`FlowTable::late_packets`] instead of opening a connection joined mid-stream.
+    pub closed_remembered: Timestamp,
     /// An open connection is finished once idle this long (capture time).
     pub idle_timeout: Timestamp,
     /// A connection attempt (no payload either way, and no SYN-ACK or already reset: a scan,
@@ -65,7 +70,8 @@ impl Default for FlowConfig {
             max_pending_bytes: 4 << 20,
             max_total_pending_bytes: 512 << 20,
             max_open_flows: 65_536,
-            closed_linger: Timestamp::from_secs(120),
+            closed_linger: Timestamp::from_secs(10),
+            closed_remembered: Timestamp::from_secs(300),
             idle_timeout: Timestamp::from_secs(2 * 3600),
             // Longer than a SYN's first retransmissions (1, 3, 7, 15 s), which keep it alive.
             attempt_linger: Timestamp::from_secs(30),
@@ -367,6 +373,51 @@ impl<S> Open<S> {
     }
 }
 
+/// Closed connections recently finished, by key, oldest first: a few dozen bytes each where the
+/// connection itself was kilobytes. Bounded by [`MAX_REMEMBERED`].
+#[derive(Default)]
+struct Remembered {
+    order: std::collections::VecDeque<(FlowKey, Timestamp)>,
+    at: HashMap<FlowKey, Timestamp, FlowHasher>,
+}
+
+/// Finished closed connections remembered at once (the oldest are forgotten first).
+const MAX_REMEMBERED: usize = 65_536;
+
+impl Remembered {
+    fn insert(&mut self, key: FlowKey, at: Timestamp) {
+        self.at.insert(key, at);
+        self.order.push_back((key, at));
+        while self.order.len() > MAX_REMEMBERED {
+            self.pop_oldest();
+        }
+    }
+
+    fn contains(&self, key: &FlowKey) -> bool {
+        self.at.contains_key(key)
+    }
+
+    fn forget(&mut self, key: &FlowKey) {
+        self.at.remove(key);
+    }
+
+    /// Forgets those finished before `before`.
+    fn expire(&mut self, before: Timestamp) {
+        while self.order.front().is_some_and(|(_, at)| *at < before) {
+            self.pop_oldest();
+        }
+    }
+
+    fn pop_oldest(&mut self) {
+        if let Some((key, at)) = self.order.pop_front() {
+            // The key may have been forgotten, or finished again since (port reuse).
+            if self.at.get(&key) == Some(&at) {
+                self.at.remove(&key);
+            }
+        }
+    }
+}
+
 pub struct FlowTable<S> {
     config: FlowConfig,
     flows: Open<S>,
@@ -376,6 +427,9 @@ pub struct FlowTable<S> {
     pending_total: usize,
     /// Connections finished early because the table was full.
     evicted: u64,
+    /// Closed connections finished, remembered for their late packets.
+    remembered: Remembered,
+    late_packets: u64,
 }
 
 /// Out-of-order bytes a connection holds.
@@ -408,6 +462,8 @@ impl<S: StreamSink> FlowTable<S> {
             last_sweep: Timestamp(i64::MIN),
             pending_total: 0,
             evicted: 0,
+            remembered: Remembered::default(),
+            late_packets: 0,
         }
     }
 
@@ -428,10 +484,19 @@ impl<S: StreamSink> FlowTable<S> {
         self.pending_total
     }
 
+    /// Packets of closed connections that came after the connection was finished (see
+    /// [`FlowConfig::closed_remembered`]); they are not analysed.
+    pub fn late_packets(&self) -> u64 {
+        self.late_packets
+    }
+
     /// Finishes the open connection `key` (its waiting bytes are delivered after their holes).
     fn finish_flow(&mut self, key: &FlowKey) {
         if let Some(conn) = self.flows.remove(key) {
             self.pending_total = self.pending_total.saturating_sub(pending_of(&conn));
+            if is_closed(&conn.facts) {
+                self.remembered.insert(*key, conn.facts.last_seen);
+            }
             self.finished.push(finish(conn));
         }
     }
@@ -509,7 +574,17 @@ impl<S: StreamSink> FlowTable<S> {
                 }
             }
         }
-        if self.flows.len() >= self.config.max_open_flows.max(1) && !self.flows.contains_key(&key) {
+        let open = self.flows.contains_key(&key);
+        if !open && self.remembered.contains(&key) {
+            if pure_syn {
+                // Port reuse after a finished connection: a new one.
+                self.remembered.forget(&key);
+            } else {
+                self.late_packets += 1;
+                return;
+            }
+        }
+        if !open && self.flows.len() >= self.config.max_open_flows.max(1) {
             self.evict();
         }
 
@@ -583,6 +658,9 @@ impl<S: StreamSink> FlowTable<S> {
         let linger = self.config.closed_linger.0;
         let idle = self.config.idle_timeout.0;
         let attempt_linger = self.config.attempt_linger.0;
+        self.remembered.expire(Timestamp(
+            now.0.saturating_sub(self.config.closed_remembered.0),
+        ));
         let done: Vec<FlowKey> = self
             .flows
             .iter()
