@@ -31,18 +31,19 @@ cargo build --release --quiet --bin icidtrace --example gen_capture
 BIN=target/release
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-one() { taskset -c "$CPU" "$@"; }
+ONE=(taskset -c "$CPU")
 
 machine
 echo "icidtrace $($BIN/icidtrace --version | head -1); $(tcpdump --version 2>&1 | grep -m1 libpcap);" \
-  "$(tshark --version | head -1)"
+  "$(tshark --version 2> /dev/null | head -1)"
 echo
 
 for size in $SIZES; do
   in="$DIR/icidtrace-bench-capture-$size-c$CONCURRENT-seed$SEED"
   if [ ! -s "$in/capture.pcap" ]; then
     echo "generating $in ($size, $CONCURRENT concurrent, seed $SEED)"
-    "$BIN/examples/gen_capture" --size "$size" --concurrent "$CONCURRENT" --seed "$SEED" -o "$in" > /dev/null
+    "$BIN/examples/gen_capture" --size "$size" --concurrent "$CONCURRENT" --seed "$SEED" -o "$in" \
+      2> "$in.gen.txt"
   fi
   pcap=$in/capture.pcap
   BYTES=$(stat -c %s "$pcap")
@@ -50,20 +51,20 @@ for size in $SIZES; do
   cat "$pcap" > /dev/null # the page cache holds it from here on (when it fits)
 
   best cat cat "$pcap"
-  best libpcap one tcpdump -r "$pcap" -w /dev/null
-  best ict one "$BIN/icidtrace" analyze -q "$pcap" -o /dev/null
-  best ictlog one "$BIN/icidtrace" analyze -q "$pcap" --log "$in/mail_logs" -o /dev/null
-  best ict2 "$BIN/icidtrace" analyze -q "$pcap" -o /dev/null
+  best libpcap "${ONE[@]}" tcpdump -r "$pcap" -w /dev/null
+  best ict "${ONE[@]}" "$BIN/icidtrace" analyze -q "$pcap" -o /dev/null
+  best ictlog "${ONE[@]}" "$BIN/icidtrace" analyze -q "$pcap" --log "$in/mail_logs" -o /dev/null
   ran_tshark=0
   if [ "$BYTES" -le "$TSHARK_MAX" ]; then
     ran_tshark=1
     RUNS_SAVED=$RUNS RUNS=1
-    best tconv one tshark -r "$pcap" -q -z conv,tcp
-    best tsmtp one tshark -r "$pcap" -Y smtp -T fields -e smtp.req.command
+    best tconv "${ONE[@]}" tshark -r "$pcap" -q -z conv,tcp
+    best tsmtp "${ONE[@]}" tshark -r "$pcap" -Y smtp -T fields -e smtp.req.command
     RUNS=$RUNS_SAVED
   fi
 
-  echo "$size: $pcap, $BYTES bytes, ${PACKETS:-?} packets, $CONCURRENT concurrent sessions"
+  echo "$size: $pcap, $BYTES bytes, ${PACKETS:-?} packets"
+  sed 's/^/  /' "$in.gen.txt" 2> /dev/null || true
   echo "  (best of $RUNS, wall clock; tshark once; 'one core' runs pinned with taskset -c $CPU)"
   row() { # NAME LABEL
     local s m
@@ -76,14 +77,13 @@ for size in $SIZES; do
   row libpcap "tcpdump -r FILE -w /dev/null (one core)"
   row ict "icidtrace analyze FILE (one core)"
   row ictlog "icidtrace analyze FILE --log mail_logs (one core)"
-  row ict2 "icidtrace analyze FILE (all cores)"
   if [ "$ran_tshark" = 1 ]; then
     row tconv "tshark -r FILE -q -z conv,tcp (one core)"
     row tsmtp "tshark -r FILE -Y smtp -T fields -e smtp.req.command (one core)"
   fi
   t() { cut -d' ' -f1 < "$out/$1.time"; }
-  awk -v i="$(t ict)" -v l="$(t libpcap)" -v il="$(t ictlog)" -v i2="$(t ict2)" \
-    'BEGIN{printf "  icidtrace / libpcap read: %.2fx (with the log %.2fx; all cores %.2fx)\n", i/l, il/l, i2/l}'
+  awk -v i="$(t ict)" -v l="$(t libpcap)" -v il="$(t ictlog)" \
+    'BEGIN{printf "  icidtrace / libpcap read: %.2fx (with the log %.2fx)\n", i/l, il/l}'
   if [ "$ran_tshark" = 1 ]; then
     awk -v i="$(t ict)" -v c="$(t tconv)" -v s="$(t tsmtp)" \
       'BEGIN{printf "  tshark / icidtrace: conv,tcp %.0fx, SMTP dissector %.0fx\n", c/i, s/i}'

@@ -10,13 +10,14 @@ machine() {
 }
 
 # best NAME CMD...: runs CMD $RUNS times under GNU time; keeps the fastest run's wall time,
-# the largest peak RSS, and the fastest run's standard output (in $out/NAME.out).
+# the largest peak RSS, and the fastest run's standard output (in $out/NAME.out); standard
+# error goes to $out/NAME.err.
 best() {
   local name=$1
   shift
   local best_s="" rss=0 i s m
   for ((i = 0; i < RUNS; i++)); do
-    "$TIME" -f "%e %M" -o "$out/time" "$@" > "$out/run.out"
+    "$TIME" -f "%e %M" -o "$out/time" "$@" > "$out/run.out" 2> "$out/$name.err"
     read -r s m < "$out/time"
     if [ -z "$best_s" ] || awk "BEGIN{exit !($s < $best_s)}"; then
       best_s=$s

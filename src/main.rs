@@ -187,6 +187,9 @@ fn run_analyze(args: &AnalyzeArgs) -> i32 {
     }
     // --client, --server, --since, --until, --only, --sort: for every output alike.
     let report = report::select::select(report, &selection);
+    // Not freed: the process ends after the output, and freeing a large report row by row
+    // (tens of thousands of connections) would only cost time.
+    let report = std::mem::ManuallyDrop::new(report);
     let selected = match story(args, &report) {
         Ok(s) => s,
         Err(msg) => {
@@ -199,7 +202,7 @@ fn run_analyze(args: &AnalyzeArgs) -> i32 {
     let mut redactor = args.redacting().then(|| Redactor::new(args.redact_ips));
     let mut shown = match redactor.as_mut() {
         Some(r) => Cow::Owned(redact::redact_report(&report, r)),
-        None => Cow::Borrowed(&report),
+        None => Cow::Borrowed(&*report),
     };
     // The selection's own prefixes name networks: with --redact-ips they go too (a single
     // address is replaced by its token like every other, by the scrub below).

@@ -126,6 +126,11 @@ pub enum Cause {
     /// The snapshot length cut the payload: the SMTP conversation is not in the capture.
     PayloadNotCaptured,
     CaptureEnded,
+    /// The client's SYN got no answer at all: no TCP connection was made (nothing listening
+    /// and dropping, a filter in the path, a scan, a SYN flood).
+    SynUnanswered,
+    /// The server answered the SYN with an RST: nothing listening, or a refusal below SMTP.
+    ConnectionRefused,
 }
 
 impl Cause {
@@ -149,6 +154,8 @@ impl Cause {
             Cause::ForgedFin => "forged_fin",
             Cause::PayloadNotCaptured => "payload_not_captured",
             Cause::CaptureEnded => "capture_ended",
+            Cause::SynUnanswered => "syn_unanswered",
+            Cause::ConnectionRefused => "connection_refused",
         }
     }
 }
@@ -460,6 +467,55 @@ pub fn decide(tcp: &TcpConnection, smtp: &SessionSummary) -> Verdict {
     v
 }
 
+/// The verdict of a connection attempt: SYNs from the client, no payload either way, and no
+/// SYN-ACK (or one the client never completed before an RST). None for anything else.
+fn attempt(tcp: &TcpConnection, ev: &mut Vec<Evidence>) -> Option<Verdict> {
+    let (c, s) = (&tcp.from_client, &tcp.from_server);
+    if tcp.handshake_seen || c.syn_at.is_none() || c.payload_bytes > 0 || s.payload_bytes > 0 {
+        return None;
+    }
+    let span = tcp.last_seen.seconds_since(tcp.first_seen);
+    ev.push(Evidence {
+        at: c.syn_at,
+        fact: format!(
+            "client SYN{}: {} packet{} over {span:.1} s, no SYN-ACK",
+            if c.packets > 1 { "s" } else { "" },
+            c.packets,
+            if c.packets == 1 { "" } else { "s" },
+        ),
+    });
+    let (layer, initiator, cause, reason) = match s.first_rst {
+        Some(rst) => {
+            ev.push(Evidence {
+                at: Some(rst.at),
+                fact: format!("server RST (frame {}, TTL {})", rst.frame.number, rst.ttl),
+            });
+            (
+                Layer::Server,
+                Initiator::Server,
+                Cause::ConnectionRefused,
+                "connection refused: the SYN was answered with RST".to_string(),
+            )
+        }
+        None => (
+            Layer::Network,
+            Initiator::None,
+            Cause::SynUnanswered,
+            "no TCP connection: the SYN was not answered".to_string(),
+        ),
+    };
+    Some(Verdict {
+        layer,
+        initiator,
+        cause,
+        phase: Phase::Banner,
+        reason,
+        evidence: std::mem::take(ev),
+        next_steps: String::new(),
+        findings: Vec::new(),
+    })
+}
+
 fn decide_unsorted(tcp: &TcpConnection, smtp: &SessionSummary) -> Verdict {
     let mut ev: Vec<Evidence> = Vec::new();
     smtp_evidence(smtp, &mut ev);
@@ -481,6 +537,11 @@ fn decide_unsorted(tcp: &TcpConnection, smtp: &SessionSummary) -> Verdict {
             at: Some(q.at),
             fact: format!("client sent QUIT{reply}"),
         });
+    }
+
+    // No handshake and no byte either way: a connection that never was.
+    if let Some(v) = attempt(tcp, &mut ev) {
+        return v;
     }
 
     // Without payload the conversation cannot be judged.
@@ -950,6 +1011,15 @@ pub fn next_steps(cause: Cause) -> &'static str {
         }
         Cause::PayloadNotCaptured => {
             "Capture again with whole packets (tcpdump -s 0) to see the SMTP conversation."
+        }
+        Cause::SynUnanswered => {
+            "The appliance never answered: check that it listens on this address and port and \
+             that nothing in front of it drops SYNs (a firewall rule, a rate limit). Many of them \
+             from many addresses are a scan or a SYN flood."
+        }
+        Cause::ConnectionRefused => {
+            "The appliance (or a device in front of it) refused the connection: check the \
+             listener is enabled on this address and port, and any connection limit in front."
         }
         Cause::CaptureEnded => {
             "The capture stopped before the connection ended: capture for longer (the idle timeout is \

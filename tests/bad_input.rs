@@ -522,6 +522,12 @@ fn smtp_attempts_past_the_first_thousand_are_counted_not_listed() {
     assert_eq!(f["unanswered"], 4_000, "{f}");
     assert_eq!(f["refused"], 0, "{f}");
     assert_eq!(f["clients"], 4_000, "{f}");
+    let first = &v["connections"][0]["verdict"];
+    assert_eq!(
+        (first["layer"].as_str(), first["cause"].as_str()),
+        (Some("network"), Some("syn_unanswered")),
+        "{first}"
+    );
     assert_eq!(
         v["summary"]["connections"], 1000,
         "the summary's counts are of the listed connections"
@@ -816,4 +822,50 @@ fn output_to_a_closed_pipe_after_damage_still_exits_3() {
         "{stderr}"
     );
     let _ = std::io::stderr().flush();
+}
+
+/// A SYN answered by the server's RST: refused below SMTP, the server's doing, never a session.
+#[test]
+fn a_syn_answered_with_rst_is_a_refused_connection() {
+    let mut pcap = Vec::new();
+    pcap.extend_from_slice(&[0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0]);
+    pcap.extend_from_slice(&[0; 8]);
+    pcap.extend_from_slice(&65_535u32.to_le_bytes());
+    pcap.extend_from_slice(&1u32.to_le_bytes());
+    let frame = |src: [u8; 4], dst: [u8; 4], sp: u16, dp: u16, seq: u32, ack: u32, flags: u8| {
+        let mut f = vec![0u8; 54];
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f[14] = 0x45;
+        f[16..18].copy_from_slice(&40u16.to_be_bytes());
+        f[22] = 64;
+        f[23] = 6;
+        f[26..30].copy_from_slice(&src);
+        f[30..34].copy_from_slice(&dst);
+        f[34..36].copy_from_slice(&sp.to_be_bytes());
+        f[36..38].copy_from_slice(&dp.to_be_bytes());
+        f[38..42].copy_from_slice(&seq.to_be_bytes());
+        f[42..46].copy_from_slice(&ack.to_be_bytes());
+        f[46] = 0x50;
+        f[47] = flags;
+        f
+    };
+    let client = [203, 0, 113, 6];
+    let server = [192, 0, 2, 25];
+    for (us, f) in [
+        (0u32, frame(client, server, 40001, 25, 200, 0, 0x02)),
+        (300, frame(server, client, 25, 40001, 0, 201, 0x14)),
+    ] {
+        pcap.extend_from_slice(&1_700_000_000u32.to_le_bytes());
+        pcap.extend_from_slice(&us.to_le_bytes());
+        pcap.extend_from_slice(&54u32.to_le_bytes());
+        pcap.extend_from_slice(&54u32.to_le_bytes());
+        pcap.extend_from_slice(&f);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "refused.pcap", &pcap);
+    let (v, _) = json_of(&["analyze", s(&p)], 0);
+    let verdict = &v["connections"][0]["verdict"];
+    assert_eq!(verdict["layer"], "server", "{verdict}");
+    assert_eq!(verdict["initiator"], "server", "{verdict}");
+    assert_eq!(verdict["cause"], "connection_refused", "{verdict}");
 }

@@ -333,7 +333,7 @@ impl Outcome {
             Outcome::RstDuringData => ("network", "rst_during_data"),
             Outcome::FinDuringData => ("network", "fin_during_data"),
             Outcome::IdleTimeout => ("timeout", "idle_timeout"),
-            Outcome::HalfOpen => ("unknown", "capture_ended"),
+            Outcome::HalfOpen => ("network", "syn_unanswered"),
         }
     }
 

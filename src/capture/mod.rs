@@ -28,6 +28,7 @@ pub mod error;
 pub mod filter;
 pub mod icmp;
 pub mod link;
+pub mod readahead;
 pub mod reader;
 #[cfg(test)]
 mod tests;

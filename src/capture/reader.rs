@@ -291,7 +291,14 @@ impl Source {
                 Ok(_) => {}
                 Err(e) => return Err(open_error(name, e)),
             }
-            Box::new(File::open(name).map_err(|e| open_error(name, e))?)
+            let file = File::open(name).map_err(|e| open_error(name, e))?;
+            // With a second core to run on, the kernel's copying (and waiting for the disk)
+            // runs there, ahead; on one core a thread would only add a copy.
+            if super::readahead::pays() {
+                Box::new(super::readahead::ReadAhead::new(file).map_err(|e| open_error(name, e))?)
+            } else {
+                Box::new(file)
+            }
         };
         Self::from_reader(index, name, base)
     }
