@@ -51,6 +51,9 @@ pub struct FlowConfig {
     /// A closed connection is finished once quiet this long (capture time): long enough for
     /// the last ACKs and the first retransmissions of an endpoint that did not see the close.
     pub closed_linger: Timestamp,
+    /// A half-closed connection (a FIN from one side only) is finished once quiet this long:
+    /// the other side had its chance to close too.
+    pub half_closed_linger: Timestamp,
     /// After a closed connection is finished, its later packets (retransmissions of an endpoint
     /// that never saw the close, RSTs answering them) are recognised this long and counted in
     /// [`FlowTable::late_packets`] instead of opening a connection joined mid-stream.
@@ -70,8 +73,9 @@ impl Default for FlowConfig {
             max_pending_bytes: 4 << 20,
             max_total_pending_bytes: 512 << 20,
             max_open_flows: 65_536,
-            closed_linger: Timestamp::from_secs(10),
+            closed_linger: Timestamp::from_secs(5),
             closed_remembered: Timestamp::from_secs(300),
+            half_closed_linger: Timestamp::from_secs(60),
             idle_timeout: Timestamp::from_secs(2 * 3600),
             // Longer than a SYN's first retransmissions (1, 3, 7, 15 s), which keep it alive.
             attempt_linger: Timestamp::from_secs(30),
@@ -446,6 +450,17 @@ fn is_attempt(f: &TcpConnection) -> bool {
             || f.from_server.first_rst.is_some())
 }
 
+/// How often (capture time) the table looks for connections to finish: often enough that a
+/// closed connection does not outstay its linger by much (at thousands of new connections a
+/// second, every second of overstay is thousands of connections held), rarely enough that the
+/// walk over the table costs nothing per packet.
+const SWEEP_EVERY: i64 = Timestamp::NANOS_PER_SEC;
+
+/// A FIN from either side.
+fn has_fin(f: &TcpConnection) -> bool {
+    f.from_client.first_fin.is_some() || f.from_server.first_fin.is_some()
+}
+
 /// RST seen on either side, or FIN from both.
 fn is_closed(f: &TcpConnection) -> bool {
     f.from_client.first_rst.is_some()
@@ -494,7 +509,7 @@ impl<S: StreamSink> FlowTable<S> {
     fn finish_flow(&mut self, key: &FlowKey) {
         if let Some(conn) = self.flows.remove(key) {
             self.pending_total = self.pending_total.saturating_sub(pending_of(&conn));
-            if is_closed(&conn.facts) {
+            if is_closed(&conn.facts) || has_fin(&conn.facts) {
                 self.remembered.insert(*key, conn.facts.last_seen);
             }
             self.finished.push(finish(conn));
@@ -621,7 +636,7 @@ impl<S: StreamSink> FlowTable<S> {
         expire_acked_holes(conn, pkt.frame, pkt.ts, false);
         self.pending_total = others + pending_of(conn);
 
-        if pkt.ts.0.saturating_sub(self.last_sweep.0) >= Timestamp::NANOS_PER_SEC * 10 {
+        if pkt.ts.0.saturating_sub(self.last_sweep.0) >= SWEEP_EVERY {
             self.last_sweep = pkt.ts;
             self.sweep(pkt.ts);
         }
@@ -658,6 +673,7 @@ impl<S: StreamSink> FlowTable<S> {
         let linger = self.config.closed_linger.0;
         let idle = self.config.idle_timeout.0;
         let attempt_linger = self.config.attempt_linger.0;
+        let half_closed_linger = self.config.half_closed_linger.0;
         self.remembered.expire(Timestamp(
             now.0.saturating_sub(self.config.closed_remembered.0),
         ));
@@ -669,6 +685,7 @@ impl<S: StreamSink> FlowTable<S> {
                 let quiet = now.0.saturating_sub(f.last_seen.0);
                 (is_closed(f) && quiet >= linger)
                     || (is_attempt(f) && quiet >= attempt_linger)
+                    || (has_fin(f) && quiet >= half_closed_linger)
                     || quiet >= idle
             })
             .map(|(k, _)| *k)
