@@ -43,6 +43,28 @@ pub struct AnalyzeOptions {
     /// Called as the inputs are read (every few MiB of a capture, before and after the logs),
     /// for a progress bar; `None` reports nothing.
     pub progress: Option<ProgressHook>,
+    /// Hand each connection's row to this as soon as the connection is finished, and keep only
+    /// the summary's counts: memory then follows the open connections alone, however large the
+    /// capture (`--format jsonl`). Rows come in the order connections end, numbered so; the
+    /// report's `connections` stays empty. Not with logs: lining connections up with ICIDs
+    /// needs all of them at once.
+    pub rows: Option<RowHook>,
+}
+
+/// Receives finished connections' rows ([`AnalyzeOptions::rows`]).
+#[derive(Clone)]
+pub struct RowHook(Arc<dyn Fn(&ConnectionReport) + Send + Sync>);
+
+impl RowHook {
+    pub fn new(f: impl Fn(&ConnectionReport) + Send + Sync + 'static) -> Self {
+        RowHook(Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for RowHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RowHook")
+    }
 }
 
 /// Which part of the work a [`ProgressEvent`] is about.
@@ -259,6 +281,9 @@ struct Settled {
     /// Connections that were not SMTP.
     other: u32,
     attempts_listed: usize,
+    /// With [`AnalyzeOptions::rows`]: where rows go, and the counts kept of them.
+    rows: Option<RowHook>,
+    streamed: Summary,
     folded: FoldedAttempts,
     folded_clients: std::collections::HashSet<std::net::IpAddr>,
 }
@@ -301,13 +326,20 @@ fn settle(tcp: TcpConnection, sink: SmtpSink, out: &mut Settled) {
         }
         out.attempts_listed += 1;
     }
-    let conns = &mut out.conns;
     let session = match sink.session {
         Some(s) => s.summary(),
         None => Session::new().summary(),
     };
     let verdict = verdict::decide(&tcp, &session);
-    conns.push(Box::new((tcp, session, verdict)));
+    match &out.rows {
+        Some(hook) => {
+            let id = out.streamed.connections + 1;
+            let row = connection_report(id, Box::new((tcp, session, verdict)), None);
+            count(&mut out.streamed, &row);
+            (hook.0)(&row);
+        }
+        None => out.conns.push(Box::new((tcp, session, verdict))),
+    }
 }
 
 /// Reads the captures and builds the report.
@@ -321,7 +353,10 @@ pub fn analyze(opts: &AnalyzeOptions) -> Result<Report, AnalyzeError> {
     };
     let mut table: FlowTable<SmtpSink> = FlowTable::new(config);
     // Each connection becomes its stage outputs as soon as it is finished (see `settle`).
-    let mut settled = Settled::default();
+    let mut settled = Settled {
+        rows: opts.rows.clone(),
+        ..Settled::default()
+    };
     let mut new_sink = |_client: SocketAddr, server: SocketAddr| SmtpSink {
         kind: if ports.contains(&server.port()) {
             Kind::Smtp
@@ -370,6 +405,8 @@ pub fn analyze(opts: &AnalyzeOptions) -> Result<Report, AnalyzeError> {
         other,
         mut folded,
         folded_clients,
+        rows,
+        streamed,
         ..
     } = settled;
     folded.clients = folded_clients.len() as u64;
@@ -432,6 +469,12 @@ pub fn analyze(opts: &AnalyzeOptions) -> Result<Report, AnalyzeError> {
         _ => HashMap::new(),
     };
     let mut report = build_report(conns, other, captures, log.map(|l| l.summary), correlation);
+    if rows.is_some() {
+        report.summary = Summary {
+            other_tcp_connections: other,
+            ..streamed
+        };
+    }
     report.summary.folded_attempts = folded;
     report.summary.late_packets = late_packets;
     if evicted > 0 {
@@ -504,6 +547,99 @@ fn wireshark_filter(tcp: &TcpConnection) -> String {
     )
 }
 
+/// One connection's row of the report: its stage outputs, and its ICID match if any.
+fn connection_report(id: u32, row: Row, m: Option<correlate::Match>) -> ConnectionReport {
+    let (tcp, session, verdict) = *row;
+    let smtp = SmtpFacts {
+        quit: session.quit.is_some(),
+        starttls: session.starttls.is_some(),
+        transactions: session.transactions.len() as u32,
+        completed: session
+            .transactions
+            .iter()
+            .filter(|t| t.completed())
+            .count() as u32,
+        banner: session.banner.as_ref().and_then(|b| b.code),
+        phase: session.phase,
+        session,
+    };
+    ConnectionReport {
+        id,
+        client: addr(tcp.client),
+        server: addr(tcp.server),
+        first_seen: tcp.first_seen,
+        last_seen: tcp.last_seen,
+        duration_seconds: tcp.last_seen.seconds_since(tcp.first_seen),
+        icid: m.as_ref().map(|m| m.icid),
+        mids: m.as_ref().map(|m| m.mids.clone()).unwrap_or_default(),
+        log_outcome: m.as_ref().map(|m| m.log_outcome.as_str().to_string()),
+        verdict,
+        log_match: m.map(|m| LogMatch {
+            appliance: m.appliance,
+            confidence: m.confidence,
+            start_delta_seconds: m.start_delta_seconds,
+            close_delta_seconds: m.close_delta_seconds,
+            envelope_agrees: m.envelope_agrees,
+            agreement: m.agreement,
+            agreement_reason: m.agreement_reason,
+            filled_in: m.filled_in,
+            log_lines: Vec::new(),
+        }),
+        close: Close {
+            first_fin: close_fact(tcp.first_fin()),
+            first_rst: close_fact(tcp.first_rst()),
+        },
+        smtp,
+        wireshark_filter: wireshark_filter(&tcp),
+        tcp,
+    }
+}
+
+/// Counts one row into the summary.
+fn count(summary: &mut Summary, c: &ConnectionReport) {
+    let verdict = &c.verdict;
+    summary.connections += 1;
+    *summary
+        .by_layer
+        .entry(verdict.layer.to_string())
+        .or_default() += 1;
+    *summary
+        .by_initiator
+        .entry(verdict.initiator.to_string())
+        .or_default() += 1;
+    *summary
+        .by_cause
+        .entry(verdict.cause.to_string())
+        .or_default() += 1;
+    if verdict.layer != Layer::None {
+        summary.aborted += 1;
+    }
+    let kinds: std::collections::BTreeSet<&str> =
+        verdict.findings.iter().map(|f| f.kind.as_str()).collect();
+    for k in kinds {
+        *summary.by_finding.entry(k.to_string()).or_default() += 1;
+    }
+    summary.first_seen = Some(
+        summary
+            .first_seen
+            .map_or(c.first_seen, |t| t.min(c.first_seen)),
+    );
+    summary.last_seen = Some(
+        summary
+            .last_seen
+            .map_or(c.last_seen, |t| t.max(c.last_seen)),
+    );
+    if let Some(m) = &c.log_match {
+        summary.matched += 1;
+        if m.agreement == Agreement::Disagrees {
+            summary.disagreements += 1;
+        }
+    }
+    if let Some(o) = &c.log_outcome {
+        *summary.by_log_outcome.entry(o.clone()).or_default() += 1;
+    }
+}
+
 fn build_report(
     conns: Vec<Row>,
     other: u32,
@@ -522,91 +658,9 @@ fn build_report(
     };
     let mut reports = Vec::with_capacity(conns.len());
     for (i, (row, m)) in conns.into_iter().zip(matches).enumerate() {
-        let (tcp, session, verdict) = *row;
-        let smtp = SmtpFacts {
-            quit: session.quit.is_some(),
-            starttls: session.starttls.is_some(),
-            transactions: session.transactions.len() as u32,
-            completed: session
-                .transactions
-                .iter()
-                .filter(|t| t.completed())
-                .count() as u32,
-            banner: session.banner.as_ref().and_then(|b| b.code),
-            phase: session.phase,
-            session,
-        };
-        summary.connections += 1;
-        *summary
-            .by_layer
-            .entry(verdict.layer.to_string())
-            .or_default() += 1;
-        *summary
-            .by_initiator
-            .entry(verdict.initiator.to_string())
-            .or_default() += 1;
-        *summary
-            .by_cause
-            .entry(verdict.cause.to_string())
-            .or_default() += 1;
-        if verdict.layer != Layer::None {
-            summary.aborted += 1;
-        }
-        let kinds: std::collections::BTreeSet<&str> =
-            verdict.findings.iter().map(|f| f.kind.as_str()).collect();
-        for k in kinds {
-            *summary.by_finding.entry(k.to_string()).or_default() += 1;
-        }
-        summary.first_seen = Some(
-            summary
-                .first_seen
-                .map_or(tcp.first_seen, |t| t.min(tcp.first_seen)),
-        );
-        summary.last_seen = Some(
-            summary
-                .last_seen
-                .map_or(tcp.last_seen, |t| t.max(tcp.last_seen)),
-        );
-        if let Some(m) = &m {
-            summary.matched += 1;
-            if m.agreement == Agreement::Disagrees {
-                summary.disagreements += 1;
-            }
-            *summary
-                .by_log_outcome
-                .entry(m.log_outcome.as_str().to_string())
-                .or_default() += 1;
-        }
-        reports.push(ConnectionReport {
-            id: i as u32 + 1,
-            client: addr(tcp.client),
-            server: addr(tcp.server),
-            first_seen: tcp.first_seen,
-            last_seen: tcp.last_seen,
-            duration_seconds: tcp.last_seen.seconds_since(tcp.first_seen),
-            icid: m.as_ref().map(|m| m.icid),
-            mids: m.as_ref().map(|m| m.mids.clone()).unwrap_or_default(),
-            log_outcome: m.as_ref().map(|m| m.log_outcome.as_str().to_string()),
-            verdict,
-            log_match: m.map(|m| LogMatch {
-                appliance: m.appliance,
-                confidence: m.confidence,
-                start_delta_seconds: m.start_delta_seconds,
-                close_delta_seconds: m.close_delta_seconds,
-                envelope_agrees: m.envelope_agrees,
-                agreement: m.agreement,
-                agreement_reason: m.agreement_reason,
-                filled_in: m.filled_in,
-                log_lines: Vec::new(),
-            }),
-            close: Close {
-                first_fin: close_fact(tcp.first_fin()),
-                first_rst: close_fact(tcp.first_rst()),
-            },
-            smtp,
-            wireshark_filter: wireshark_filter(&tcp),
-            tcp,
-        });
+        let c = connection_report(i as u32 + 1, row, m);
+        count(&mut summary, &c);
+        reports.push(c);
     }
     let mut problems: Vec<String> = captures
         .files

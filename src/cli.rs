@@ -214,6 +214,9 @@ pub enum ReportFormat {
     Markdown,
     /// One self-contained HTML file with ladder diagrams; opens anywhere, offline.
     Html,
+    /// JSON Lines: each connection's object as soon as it ends, then a summary line; memory
+    /// stays flat however large the capture. Not with --log, --export, --redact or --sort.
+    Jsonl,
 }
 
 /// When to colour the table.

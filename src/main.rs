@@ -128,6 +128,9 @@ fn run_analyze(args: &AnalyzeArgs) -> i32 {
             return exit::BAD_INPUT;
         }
     };
+    if args.format == ReportFormat::Jsonl {
+        return run_jsonl(args, selection);
+    }
     let selecting = args.connection.is_some() || args.icid.is_some();
     if selecting
         && matches!(
@@ -172,6 +175,7 @@ fn run_analyze(args: &AnalyzeArgs) -> i32 {
             || selecting
             || args.export.is_some(),
         progress: bar.hook(),
+        rows: None,
     };
     let report = analyze::analyze(&opts);
     bar.clear();
@@ -247,6 +251,7 @@ fn run_analyze(args: &AnalyzeArgs) -> i32 {
         (None, ReportFormat::Csv) => report::csv::render(&shown),
         (None, ReportFormat::Markdown) => report::markdown::render(&shown),
         (None, ReportFormat::Html) => report::html::render(&shown),
+        (None, ReportFormat::Jsonl) => report::jsonl::render(&shown),
     };
     let text = scrub(text, &redactor);
 
@@ -323,6 +328,140 @@ fn run_analyze(args: &AnalyzeArgs) -> i32 {
         .iter()
         .any(|c| fail_on.iter().any(|k| k.matches(c)))
     {
+        return exit::FINDINGS;
+    }
+    exit::OK
+}
+
+/// What `--format jsonl` cannot do, in words, if the arguments ask for it.
+fn jsonl_refusal(
+    args: &AnalyzeArgs,
+    selection: &report::select::Selection,
+) -> Option<&'static str> {
+    if !args.logs.is_empty() {
+        return Some(
+            "it writes each connection as it ends, before a mail log could be lined up with \
+             all of them: leave --log out, or use --format json",
+        );
+    }
+    if args.export.is_some() || args.connection.is_some() || args.icid.is_some() {
+        return Some(
+            "it writes every connection as it ends: --export, --connection and --icid need the \
+             whole report (use --format json)",
+        );
+    }
+    if args.redacting() {
+        return Some(
+            "redaction needs the whole report to choose its tokens: use --format json --redact",
+        );
+    }
+    if selection.sort != report::select::SortKey::default() {
+        return Some("rows come in the order connections end: --sort needs the whole report");
+    }
+    None
+}
+
+/// `--format jsonl`: each connection's line as it ends (memory follows the open connections
+/// only), then the closing summary line.
+fn run_jsonl(args: &AnalyzeArgs, selection: report::select::Selection) -> i32 {
+    use std::sync::{Arc, Mutex};
+
+    if let Some(why) = jsonl_refusal(args, &selection) {
+        say(&format!("--format jsonl: {why}"));
+        return exit::BAD_INPUT;
+    }
+    let (sink, name): (Box<dyn Write + Send>, String) = match output_file(args.output.as_deref()) {
+        Some(path) => match std::fs::File::create(path) {
+            Ok(f) => (Box::new(io::BufWriter::new(f)), path.display().to_string()),
+            Err(e) => {
+                say(&format!("{}: cannot write: {e}", path.display()));
+                return exit::BAD_INPUT;
+            }
+        },
+        None => (
+            Box::new(io::BufWriter::new(io::stdout())),
+            "standard output".to_string(),
+        ),
+    };
+    struct Out {
+        sink: Box<dyn Write + Send>,
+        failed: Option<io::Error>,
+        /// A shown connection is of a kind --fail-on names.
+        findings: bool,
+    }
+    let out = Arc::new(Mutex::new(Out {
+        sink,
+        failed: None,
+        findings: false,
+    }));
+    let fail_on = args.fail_on();
+    let rows = {
+        let out = Arc::clone(&out);
+        analyze::RowHook::new(move |c| {
+            if !selection.keeps(c) {
+                return;
+            }
+            let Ok(mut o) = out.lock() else { return };
+            if o.failed.is_some() {
+                return;
+            }
+            o.findings |= fail_on.iter().any(|k| k.matches(c));
+            if let Err(e) = o
+                .sink
+                .write_all(report::jsonl::connection_line(c).as_bytes())
+            {
+                o.failed = Some(e);
+            }
+        })
+    };
+    let bar = progress::Bar::new(!args.quiet && io::stderr().is_terminal());
+    let opts = AnalyzeOptions {
+        captures: args.captures.clone(),
+        filter: args.filter.clone(),
+        extra_ports: args.ports.clone(),
+        progress: bar.hook(),
+        rows: Some(rows),
+        ..AnalyzeOptions::default()
+    };
+    let result = analyze::analyze(&opts);
+    bar.clear();
+    let Ok(mut o) = out.lock() else {
+        return exit::BAD_INPUT;
+    };
+    let report = match result {
+        Ok(r) => std::mem::ManuallyDrop::new(r),
+        Err(e) => {
+            // The lines written so far stay: they are whole connections.
+            let _ = o.sink.flush();
+            say(&e.to_string());
+            return exit::BAD_INPUT;
+        }
+    };
+    if o.failed.is_none() {
+        let closing = report::jsonl::closing_line(&report);
+        if let Err(e) = o
+            .sink
+            .write_all(closing.as_bytes())
+            .and_then(|_| o.sink.flush())
+        {
+            o.failed = Some(e);
+        }
+    }
+    match o.failed.take() {
+        Some(e) if e.kind() == io::ErrorKind::BrokenPipe => return exit::OK,
+        Some(e) => {
+            say(&format!("{name}: cannot write: {e}"));
+            return exit::BAD_INPUT;
+        }
+        None => {}
+    }
+    for p in &report.problems {
+        say(&format!("warning: {p}"));
+    }
+    if !report.problems.is_empty() {
+        return exit::PARTIAL;
+    }
+    if o.findings {
         return exit::FINDINGS;
     }
     exit::OK

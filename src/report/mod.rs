@@ -9,6 +9,7 @@ pub mod csv;
 pub mod detail;
 pub mod html;
 pub mod json;
+pub mod jsonl;
 pub mod ladder;
 pub mod log;
 pub mod markdown;
