@@ -680,16 +680,59 @@ pub fn correlate(conns: &[WireView<'_>], log: &MailLog, hint: ClockHint) -> Corr
         by_icid[c.icid].push(k);
     }
     let by_icid = |i: usize| by_icid[i].as_slice();
-    let mut conn_taken = vec![false; conns.len()];
-    let mut icid_taken = vec![false; log.icids.len()];
-    let mut matches: Vec<Option<Match>> = vec![None; conns.len()];
+    // The pair each connection took, and the connection each ICID went to.
+    let mut chosen: Vec<Option<usize>> = vec![None; conns.len()];
+    let mut owner: Vec<Option<usize>> = vec![None; log.icids.len()];
     for &k in &order {
         let cd = &cands[k];
-        if conn_taken[cd.conn] || icid_taken[cd.icid] {
+        if chosen[cd.conn].is_some() || owner[cd.icid].is_some() {
             continue;
         }
-        conn_taken[cd.conn] = true;
-        icid_taken[cd.icid] = true;
+        chosen[cd.conn] = Some(k);
+        owner[cd.icid] = Some(cd.conn);
+    }
+    // Greedy takes a cheap pair even where that leaves its neighbour a dear one: a connection
+    // that no clue ties to either of two ICIDs takes the one a clue ties to the other
+    // connection. Swapping the ICIDs of two connections where that lowers their total cost
+    // undoes it (strictly lower: ties keep the order of arrival).
+    let cost_of = |conn: usize, icid: usize| {
+        by_conn[conn]
+            .iter()
+            .find(|&&o| cands[o].icid == icid)
+            .copied()
+    };
+    for _pass in 0..2 {
+        let mut swapped = false;
+        for a in 0..conns.len() {
+            let Some(ka) = chosen[a] else { continue };
+            for &kj in &by_conn[a] {
+                let j = cands[kj].icid;
+                let Some(b) = owner[j] else { continue };
+                let (Some(kb), i) = (chosen[b], cands[ka].icid) else {
+                    continue;
+                };
+                if b == a || cands[kj].cost >= cands[ka].cost {
+                    continue;
+                }
+                let Some(kbi) = cost_of(b, i) else { continue };
+                if cands[kj].cost + cands[kbi].cost < cands[ka].cost + cands[kb].cost - 1e-9 {
+                    chosen[a] = Some(kj);
+                    chosen[b] = Some(kbi);
+                    owner[j] = Some(a);
+                    owner[i] = Some(b);
+                    swapped = true;
+                    break;
+                }
+            }
+        }
+        if !swapped {
+            break;
+        }
+    }
+    let icid_taken: Vec<bool> = owner.iter().map(Option::is_some).collect();
+    let mut matches: Vec<Option<Match>> = vec![None; conns.len()];
+    for &k in chosen.iter().flatten() {
+        let cd = &cands[k];
         // Confidence: how many other still-plausible pairings were nearly as good.
         let rivals = by_conn[cd.conn]
             .iter()
@@ -981,6 +1024,303 @@ fn agree(c: &WireView<'_>, rec: &IcidRecord, log: &MailLog) -> (Agreement, Optio
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::capture::FrameRef;
+    use crate::maillog::{LogOptions, YearHint, parse_bytes};
+    use crate::smtp::{Command, Recipient, Reply, TlsSummary, Transaction};
+    use crate::tcp::{CloseEvent, SideStats};
+    use crate::verdict::decide;
+
+    /// 2026-03-02 10:00:10 UTC, the second every connection below starts in.
+    const T0: i64 = 1_772_445_610;
+    const CLIENT: &str = "198.51.100.7";
+
+    fn at(ms: i64) -> Timestamp {
+        Timestamp(T0 * NS + ms * 1_000_000)
+    }
+
+    fn reply(code: u16, ms: i64) -> Option<Reply> {
+        Some(Reply {
+            code: Some(code),
+            at: at(ms),
+            text: String::new(),
+        })
+    }
+
+    fn command(verb: &str, ms: i64, code: u16) -> Option<Command> {
+        Some(Command {
+            verb: verb.to_string(),
+            at: at(ms),
+            reply: reply(code, ms),
+            arg: None,
+        })
+    }
+
+    /// How a test connection ends.
+    #[derive(Clone, Copy, PartialEq)]
+    enum End {
+        ClientFin,
+        ServerFin,
+        /// The capture stopped while it was open.
+        Open,
+    }
+
+    struct Conn {
+        tcp: TcpConnection,
+        smtp: SessionSummary,
+        verdict: Verdict,
+    }
+
+    impl Conn {
+        fn view(&self) -> WireView<'_> {
+            WireView {
+                tcp: &self.tcp,
+                smtp: &self.smtp,
+                verdict: &self.verdict,
+            }
+        }
+    }
+
+    /// A connection from [`CLIENT`] whose SYN is at `start` ms and whose first close is at
+    /// 500 ms; `syn_ack`: the appliance answered it.
+    fn conn(port: u16, start: i64, syn_ack: bool, end: End, smtp: SessionSummary) -> Conn {
+        let close = CloseEvent {
+            at: at(500),
+            frame: FrameRef {
+                file: 0,
+                number: u64::from(port),
+            },
+            ttl: 64,
+            ip_id: None,
+            seq: 1,
+        };
+        let payload = smtp.client_bytes + smtp.server_bytes;
+        let mut client = SideStats {
+            packets: 3,
+            syn_at: Some(at(start)),
+            first_at: Some(at(start)),
+            payload_bytes: smtp.client_bytes,
+            ..SideStats::default()
+        };
+        let mut server = SideStats {
+            packets: if syn_ack { 3 } else { 0 },
+            syn_at: syn_ack.then(|| at(start)),
+            payload_bytes: smtp.server_bytes,
+            ..SideStats::default()
+        };
+        match end {
+            End::ClientFin => client.first_fin = Some(close),
+            End::ServerFin => server.first_fin = Some(close),
+            End::Open => {}
+        }
+        let tcp = TcpConnection {
+            client: format!("{CLIENT}:{port}").parse().expect("socket address"),
+            server: "192.0.2.25:25".parse().expect("socket address"),
+            first_seen: at(start),
+            last_seen: at(if payload > 0 { 600 } else { start + 10 }),
+            first_frame: FrameRef { file: 0, number: 1 },
+            last_frame: FrameRef { file: 0, number: 2 },
+            handshake_seen: syn_ack,
+            from_client: client,
+            from_server: server,
+            open_at_end: end == End::Open,
+            anomalies: Vec::new(),
+        };
+        let verdict = decide(&tcp, &smtp);
+        Conn { tcp, smtp, verdict }
+    }
+
+    /// A plaintext session: banner `banner`, EHLO, then what `more` adds, QUIT unless `quit`
+    /// is false.
+    fn session(banner: u16, quit: bool, more: impl FnOnce(&mut SessionSummary)) -> SessionSummary {
+        let mut s = SessionSummary {
+            banner: reply(banner, 100),
+            client_bytes: 40,
+            server_bytes: 200,
+            ..SessionSummary::default()
+        };
+        if banner == 220 {
+            s.greeting = Some(("EHLO".into(), "client.example".into()));
+            s.first_command = command("EHLO", 110, 250);
+        }
+        more(&mut s);
+        if quit {
+            s.quit = command("QUIT", 400, 221);
+        }
+        s
+    }
+
+    fn mail(s: &mut SessionSummary) {
+        s.transactions.push(Transaction {
+            mail_at: at(200),
+            mail_from: "a@example.org".into(),
+            mail_reply: reply(250, 200),
+            rcpt_to: vec![Recipient {
+                address: "b@example.com".into(),
+                reply: reply(250, 210),
+            }],
+            ..Transaction::default()
+        });
+    }
+
+    fn starttls(s: &mut SessionSummary) {
+        s.starttls = command("STARTTLS", 120, 220);
+        s.tls = Some(TlsSummary {
+            handshake_completed: true,
+            ..TlsSummary::default()
+        });
+    }
+
+    /// A log whose lines are all in the second of [`T0`]; each entry of `icids` is the lines
+    /// of one ICID after its connect line, `{}` standing for its number.
+    fn log(icids: &[&[&str]]) -> MailLog {
+        let mut text =
+            String::from("Mon Mar  2 10:00:00 2026 Info: Time offset from UTC: 0 seconds\n");
+        for (k, lines) in icids.iter().enumerate() {
+            let icid = 101 + k;
+            text.push_str(&format!(
+                "Mon Mar  2 10:00:10 2026 Info: New SMTP ICID {icid} interface Data 1 (192.0.2.25) address {CLIENT} reverse dns host unknown verified no\n"
+            ));
+            for l in *lines {
+                let l = l.replace("{}", &icid.to_string());
+                text.push_str(&format!("Mon Mar  2 10:00:10 2026 Info: {l}\n"));
+            }
+        }
+        parse_bytes(
+            "mail_logs",
+            text.as_bytes(),
+            YearHint::Start(2026),
+            &LogOptions::default(),
+        )
+    }
+
+    /// The ICID each connection got, in input order.
+    fn icids(conns: &[Conn], log: &MailLog) -> Vec<Option<u64>> {
+        let views: Vec<WireView<'_>> = conns.iter().map(Conn::view).collect();
+        correlate(&views, log, ClockHint::Offset(0))
+            .matches
+            .iter()
+            .map(|m| m.as_ref().map(|m| m.icid))
+            .collect()
+    }
+
+    const ACCEPT: &str = "ICID {} ACCEPT SG UNKNOWNLIST match sbrs[-1.0:10.0] SBRS 1.0";
+    const REJECT: &str = "ICID {} REJECT SG BLACKLIST match sbrs[-10.0:-3.0] SBRS -5.0";
+    const CLOSE: &str = "ICID {} close";
+
+    // Each pair below: two connections from one IP in one second, closing in the same second,
+    // the first to arrive being the one the log numbered second. Only the clue tells them apart
+    // (arrival order alone would pair them the other way round).
+
+    #[test]
+    fn a_refusing_banner_goes_with_the_hat_reject() {
+        let conns = [
+            conn(
+                40001,
+                100,
+                true,
+                End::ServerFin,
+                session(554, false, |_| {}),
+            ),
+            conn(40002, 150, true, End::ClientFin, session(220, true, |_| {})),
+        ];
+        let log = log(&[&[ACCEPT, CLOSE], &[REJECT, CLOSE]]);
+        assert_eq!(icids(&conns, &log), [Some(102), Some(101)]);
+    }
+
+    #[test]
+    fn starttls_goes_with_tls_success() {
+        // The first negotiated TLS; the second ICID's log line says so, the first has none
+        // (and the log does write TLS lines).
+        let conns = [
+            conn(
+                40001,
+                100,
+                true,
+                End::ClientFin,
+                session(220, true, starttls),
+            ),
+            conn(40002, 150, true, End::ClientFin, session(220, true, |_| {})),
+        ];
+        let tls = "ICID {} TLS success protocol TLSv1.2 cipher AES128-GCM-SHA256";
+        let log = log(&[&[ACCEPT, CLOSE], &[ACCEPT, tls, CLOSE]]);
+        assert_eq!(icids(&conns, &log), [Some(102), Some(101)]);
+    }
+
+    #[test]
+    fn a_session_without_mail_from_has_no_mid() {
+        // The first said EHLO and QUIT; the second was still open when the capture stopped,
+        // and sent its MAIL FROM after that (the first ICID's MID).
+        let conns = [
+            conn(40001, 100, true, End::ClientFin, session(220, true, |_| {})),
+            conn(40002, 150, true, End::Open, session(220, false, |_| {})),
+        ];
+        let with_mid: &[&str] = &[ACCEPT, "Start MID 900 ICID {}", CLOSE];
+        let log = log(&[with_mid, &[ACCEPT, CLOSE]]);
+        assert_eq!(icids(&conns, &log), [Some(102), Some(101)]);
+    }
+
+    #[test]
+    fn a_delayed_hat_reject_accepts_no_recipient() {
+        // Both sent MAIL FROM; the first had its recipient accepted (and the envelope cannot
+        // be compared: the log has no From line), the second ICID is a delayed reject.
+        let conns = [
+            conn(40001, 100, true, End::ClientFin, session(220, true, mail)),
+            conn(
+                40002,
+                150,
+                true,
+                End::ClientFin,
+                session(220, true, |s| {
+                    mail(s);
+                    s.transactions[0].rcpt_to[0].reply = reply(554, 210);
+                }),
+            ),
+        ];
+        let delayed: &[&str] = &[
+            REJECT,
+            "ICID {} Delayed HAT REJECT continuing session for recipient logging (198.51.100.7)",
+            CLOSE,
+        ];
+        let log = log(&[delayed, &[ACCEPT, "Start MID 900 ICID {}", CLOSE]]);
+        assert_eq!(icids(&conns, &log), [Some(102), Some(101)]);
+    }
+
+    #[test]
+    fn a_close_without_quit_goes_with_icid_lost() {
+        let conns = [
+            conn(
+                40001,
+                100,
+                true,
+                End::ClientFin,
+                session(220, false, |_| {}),
+            ),
+            conn(40002, 150, true, End::ClientFin, session(220, true, |_| {})),
+        ];
+        let log = log(&[&[ACCEPT, CLOSE], &[ACCEPT, "ICID {} lost", CLOSE]]);
+        assert_eq!(icids(&conns, &log), [Some(102), Some(101)]);
+    }
+
+    #[test]
+    fn an_unanswered_syn_takes_no_icid_and_a_capture_started_mid_session_does() {
+        // A SYN nobody answered, 5 ms before the accepted connection of the one ICID.
+        let unanswered = conn(40001, 100, false, End::Open, SessionSummary::default());
+        let accepted = conn(40002, 105, true, End::ClientFin, session(220, true, |_| {}));
+        let log1 = log(&[&[ACCEPT, CLOSE]]);
+        assert_eq!(icids(&[unanswered, accepted], &log1), [None, Some(101)]);
+
+        // No SYN at all (the capture started after it), but a session: matchable.
+        let mut mid = conn(
+            40003,
+            105,
+            false,
+            End::ClientFin,
+            session(220, true, |_| {}),
+        );
+        mid.tcp.from_client.syn_at = None;
+        mid.tcp.handshake_seen = false;
+        assert_eq!(icids(&[mid], &log1), [Some(101)]);
+    }
 
     #[test]
     fn vote_finds_offset_shared_by_most_pairs() {
