@@ -7,13 +7,16 @@
 //!
 //! The log has no client port, one-second times in the appliance's local zone and often a
 //! clock a few seconds off, so:
+//! 0. a SYN the appliance never accepted (no SYN-ACK, no payload) has no ICID: it takes no part;
 //! 1. the clock offset is the one that lines up the most connection starts with `New SMTP ICID`
 //!    lines of the same remote IP and listener IP (each pair votes for an interval of offsets,
 //!    because the log truncates to whole seconds); the log's `Time offset from UTC` header
 //!    breaks ties; `--log-tz` / `--clock-offset` override the search;
 //! 2. within each IP pair, connections and ICIDs are paired by the lowest cost — start time,
-//!    close time, envelope senders, message count, TLS — with the order of arrival breaking
-//!    ties, which is how a burst of connections in one second is told apart.
+//!    close time, envelope senders, message count, and the clues both sides know (banner
+//!    refusal against the HAT verdict, STARTTLS against `TLS success`/`failed`, MAIL FROM
+//!    against a MID, a close without QUIT against `ICID lost`) — with the order of arrival
+//!    breaking ties, which is how a burst of connections in one second is told apart.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -21,11 +24,11 @@ use std::net::IpAddr;
 use chrono::{Offset, TimeZone};
 use serde::Serialize;
 
-use crate::maillog::{IcidRecord, LocalTime, LogOutcome, LogZone, MailLog};
+use crate::maillog::{HatPolicy, IcidRecord, LocalTime, LogOutcome, LogZone, MailLog};
 use crate::smtp::Phase;
 use crate::smtp::SessionSummary;
 use crate::tcp::TcpConnection;
-use crate::types::Timestamp;
+use crate::types::{Side, Timestamp};
 use crate::verdict::{Cause, Initiator, Layer, Verdict};
 
 const NS: i64 = Timestamp::NANOS_PER_SEC;
@@ -173,6 +176,163 @@ impl WireView<'_> {
     }
 }
 
+/// Whether the appliance can have given this connection an ICID. It logs `New SMTP ICID` only
+/// for a TCP connection it accepted, so a SYN it never answered with a SYN-ACK (unanswered, or
+/// refused with a RST) that carried no payload either way has none, and must neither take an
+/// ICID nor vote on the clock. A connection whose SYN the capture never saw (it started before
+/// the capture) is matchable: nothing says it was not accepted.
+fn may_have_icid(tcp: &TcpConnection) -> bool {
+    let attempt_only = tcp.from_client.syn_at.is_some()
+        && !tcp.handshake_seen
+        && tcp.from_client.payload_bytes == 0
+        && tcp.from_server.payload_bytes == 0;
+    !attempt_only
+}
+
+/// How TLS went, as the wire shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WireTls {
+    /// The session was seen from its banner to its end without STARTTLS.
+    Plain,
+    /// STARTTLS sent, and the session went on in TLS.
+    Negotiated,
+    /// STARTTLS sent, but no TLS followed (refused, or the handshake failed).
+    Failed,
+}
+
+/// What the wire tells of a session that the log records too; `None` where the wire cannot
+/// tell (encrypted, or the capture missed its start or its end). Compared with an ICID in
+/// [`clue_cost`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct WireClues {
+    /// The banner refused the session (4xx/5xx: a HAT REJECT) or accepted it (2xx).
+    refused: Option<bool>,
+    tls: Option<WireTls>,
+    /// MAIL FROM was accepted at least once (the log starts a MID for it).
+    mail: Option<bool>,
+    /// Some RCPT TO got a 2xx (a delayed HAT reject answers every one with 554).
+    rcpt_accepted: bool,
+    /// The client closed first without QUIT (the log's `ICID lost`), or not.
+    lost: Option<bool>,
+}
+
+impl WireClues {
+    fn of(c: &WireView<'_>) -> WireClues {
+        let s = c.smtp;
+        let refused = s
+            .banner
+            .as_ref()
+            .and_then(|b| b.code)
+            .and_then(|code| match code {
+                200..=299 => Some(false),
+                400..=599 => Some(true),
+                _ => None,
+            });
+        // The client's side is known from the banner on; "never did X" also needs the end.
+        let start_seen = s.banner.is_some();
+        let ended = !c.tcp.open_at_end && c.close_at().is_some();
+        let tls = if s.tls.is_some() {
+            Some(WireTls::Negotiated)
+        } else if s.starttls.is_some() {
+            Some(WireTls::Failed)
+        } else if start_seen && ended {
+            Some(WireTls::Plain)
+        } else {
+            None
+        };
+        let plain = s.tls.is_none();
+        let mail = if !plain {
+            None
+        } else if s.transactions.iter().any(|t| t.started()) {
+            Some(true)
+        } else if start_seen && ended {
+            Some(false)
+        } else {
+            None
+        };
+        let rcpt_accepted = s.transactions.iter().any(|t| {
+            t.rcpt_to.iter().any(|r| {
+                r.reply
+                    .as_ref()
+                    .and_then(|r| r.code)
+                    .is_some_and(|c| (200..300).contains(&c))
+            })
+        });
+        // Who closed first; a refused session is closed by the appliance whatever the client does.
+        let client_first = [c.tcp.first_fin(), c.tcp.first_rst()]
+            .into_iter()
+            .flatten()
+            .min_by_key(|(_, e)| (e.at, e.frame))
+            .map(|(side, _)| side == Side::Client);
+        let lost = match client_first {
+            Some(first) if plain && ended && refused != Some(true) => {
+                Some(first && s.quit.is_none())
+            }
+            _ => None,
+        };
+        WireClues {
+            refused,
+            tls,
+            mail,
+            rcpt_accepted,
+            lost,
+        }
+    }
+}
+
+/// Costs of the clues where wire and log disagree. Each stands for a fact that cannot differ
+/// between a connection and its own ICID, short of lines missing from the log, so each weighs
+/// about as much as a start a second off.
+const REFUSED_COST: f64 = 4.0;
+const TLS_COST: f64 = 3.0;
+const MAIL_COST: f64 = 3.0;
+const DELAYED_REJECT_COST: f64 = 2.0;
+const LOST_COST: f64 = 1.5;
+
+/// What the clues of a connection cost against an ICID. `tls_logged`: this appliance's log
+/// has `TLS` lines at all (a log setting), so an ICID without one did not negotiate TLS.
+fn clue_cost(w: &WireClues, rec: &IcidRecord, tls_logged: bool) -> f64 {
+    let mut cost = 0.0;
+    // HAT verdict: REJECT/TCPREFUSE answers the banner 554 (421), unless the reject is delayed
+    // to RCPT time; an ICID with a MID was accepted whatever its policy line says.
+    let log_refused = match &rec.policy {
+        Some(p) if p.is_reject() => Some(!rec.delayed_reject),
+        Some(HatPolicy::Accept | HatPolicy::Relay) => Some(false),
+        _ if !rec.mids.is_empty() => Some(false),
+        _ => None,
+    };
+    if matches!((w.refused, log_refused), (Some(a), Some(b)) if a != b) {
+        cost += REFUSED_COST;
+    }
+    let tls_mismatch = match (w.tls, rec.tls) {
+        (Some(WireTls::Negotiated), Some(ok)) => !ok,
+        (Some(WireTls::Negotiated), None) => tls_logged,
+        (Some(WireTls::Plain), Some(_)) => true,
+        (Some(WireTls::Failed), Some(true)) => true,
+        _ => false,
+    };
+    if tls_mismatch {
+        cost += TLS_COST;
+    }
+    // MAIL FROM starts a MID, except under a delayed HAT reject, which logs the envelope
+    // without one and refuses every recipient.
+    match w.mail {
+        Some(true) if rec.mids.is_empty() && !rec.delayed_reject => cost += MAIL_COST,
+        Some(false) if !rec.mids.is_empty() => cost += MAIL_COST,
+        _ => {}
+    }
+    if rec.delayed_reject && w.rcpt_accepted {
+        cost += DELAYED_REJECT_COST;
+    }
+    let log_ended = rec.close.is_some() || rec.lost.is_some();
+    if w.lost
+        .is_some_and(|lost| log_ended && lost != rec.lost.is_some())
+    {
+        cost += LOST_COST;
+    }
+    cost
+}
+
 /// A log time read as if it were UTC (the offset is applied separately).
 fn naive(t: LocalTime) -> Timestamp {
     t.to_utc(&LogZone::Fixed(0))
@@ -306,6 +466,9 @@ pub fn correlate(conns: &[WireView<'_>], log: &MailLog, hint: ClockHint) -> Corr
         ip_of(&rec.interface_ip).is_none_or(|ip| ip == c.tcp.server.ip())
     };
 
+    // Connections the appliance cannot have logged take no part in what follows.
+    let matchable: Vec<bool> = conns.iter().map(|c| may_have_icid(c.tcp)).collect();
+
     // Each ICID's start in the log (converted by the zone, if one was given), once.
     let log_starts: Vec<Option<Timestamp>> =
         log.icids.iter().map(|rec| icid_start(rec, zone)).collect();
@@ -321,6 +484,7 @@ pub fn correlate(conns: &[WireView<'_>], log: &MailLog, hint: ClockHint) -> Corr
             let total: usize = conns
                 .iter()
                 .enumerate()
+                .filter(|&(ci, _)| matchable[ci])
                 .filter_map(|(ci, c)| {
                     let len = by_remote.get(&(a, c.tcp.client.ip()))?.len();
                     (!sampled(ci, len)).then_some(len)
@@ -328,6 +492,9 @@ pub fn correlate(conns: &[WireView<'_>], log: &MailLog, hint: ClockHint) -> Corr
                 .sum();
             let stride = total.div_ceil(PAIR_BUDGET).max(1);
             for (ci, c) in conns.iter().enumerate() {
+                if !matchable[ci] {
+                    continue;
+                }
                 let Some(list) = by_remote.get(&(a, c.tcp.client.ip())) else {
                     continue;
                 };
@@ -371,7 +538,9 @@ pub fn correlate(conns: &[WireView<'_>], log: &MailLog, hint: ClockHint) -> Corr
     {
         let mut by_ip: HashMap<IpAddr, Vec<usize>> = HashMap::new();
         for (i, c) in conns.iter().enumerate() {
-            by_ip.entry(c.tcp.client.ip()).or_default().push(i);
+            if matchable[i] {
+                by_ip.entry(c.tcp.client.ip()).or_default().push(i);
+            }
         }
         for list in by_ip.values_mut() {
             list.sort_by_key(|&i| (conns[i].tcp.first_seen, conns[i].tcp.client.port()));
@@ -396,9 +565,20 @@ pub fn correlate(conns: &[WireView<'_>], log: &MailLog, hint: ClockHint) -> Corr
         .zip(&log_starts)
         .map(|(rec, t)| t.map(|t| aligned(rec, t)))
         .collect();
+    // Whether each appliance's log has TLS lines at all (they are a log setting).
+    let mut tls_logged = vec![false; appliances.len()];
+    for rec in &log.icids {
+        if rec.tls.is_some() {
+            tls_logged[appliance_of[rec.appliance.as_str()]] = true;
+        }
+    }
     for (ci, c) in conns.iter().enumerate() {
+        if !matchable[ci] {
+            continue;
+        }
         let first = c.tcp.first_seen;
-        for a in 0..appliances.len() {
+        let clues = WireClues::of(c);
+        for (a, &tls_logged) in tls_logged.iter().enumerate() {
             let Some(list) = by_remote.get(&(a, c.tcp.client.ip())) else {
                 continue;
             };
@@ -461,14 +641,12 @@ pub fn correlate(conns: &[WireView<'_>], log: &MailLog, hint: ClockHint) -> Corr
                     Some(false) => cost += 6.0,
                     None => {}
                 }
-                if c.smtp.tls.is_none() && !c.smtp.transactions.is_empty() {
+                // A delayed HAT reject logs no MID for the transactions it lets through.
+                if c.smtp.tls.is_none() && !c.smtp.transactions.is_empty() && !rec.delayed_reject {
                     let started = c.smtp.transactions.iter().filter(|t| t.started()).count();
                     cost += (started as f64 - rec.mids.len() as f64).abs().min(5.0) * 0.5;
                 }
-                // The log's TLS line is optional (a log setting), so only its presence is evidence.
-                if rec.tls == Some(true) && c.smtp.tls.is_none() {
-                    cost += 2.0;
-                }
+                cost += clue_cost(&clues, rec, tls_logged);
                 let rank_gap = conn_rank[ci].abs_diff(icid_rank[ii]);
                 cands.push(Cand {
                     conn: ci,
@@ -490,6 +668,8 @@ pub fn correlate(conns: &[WireView<'_>], log: &MailLog, hint: ClockHint) -> Corr
         x.cost
             .total_cmp(&y.cost)
             .then(x.rank_gap.cmp(&y.rank_gap))
+            .then(conn_rank[x.conn].cmp(&conn_rank[y.conn]))
+            .then(icid_rank[x.icid].cmp(&icid_rank[y.icid]))
             .then(x.conn.cmp(&y.conn))
     });
     // Each side's candidates, to judge how clear a match is without scanning them all.
@@ -500,16 +680,59 @@ pub fn correlate(conns: &[WireView<'_>], log: &MailLog, hint: ClockHint) -> Corr
         by_icid[c.icid].push(k);
     }
     let by_icid = |i: usize| by_icid[i].as_slice();
-    let mut conn_taken = vec![false; conns.len()];
-    let mut icid_taken = vec![false; log.icids.len()];
-    let mut matches: Vec<Option<Match>> = vec![None; conns.len()];
+    // The pair each connection took, and the connection each ICID went to.
+    let mut chosen: Vec<Option<usize>> = vec![None; conns.len()];
+    let mut owner: Vec<Option<usize>> = vec![None; log.icids.len()];
     for &k in &order {
         let cd = &cands[k];
-        if conn_taken[cd.conn] || icid_taken[cd.icid] {
+        if chosen[cd.conn].is_some() || owner[cd.icid].is_some() {
             continue;
         }
-        conn_taken[cd.conn] = true;
-        icid_taken[cd.icid] = true;
+        chosen[cd.conn] = Some(k);
+        owner[cd.icid] = Some(cd.conn);
+    }
+    // Greedy takes a cheap pair even where that leaves its neighbour a dear one: a connection
+    // that no clue ties to either of two ICIDs takes the one a clue ties to the other
+    // connection. Swapping the ICIDs of two connections where that lowers their total cost
+    // undoes it (strictly lower: ties keep the order of arrival).
+    let cost_of = |conn: usize, icid: usize| {
+        by_conn[conn]
+            .iter()
+            .find(|&&o| cands[o].icid == icid)
+            .copied()
+    };
+    for _pass in 0..2 {
+        let mut swapped = false;
+        for a in 0..conns.len() {
+            let Some(ka) = chosen[a] else { continue };
+            for &kj in &by_conn[a] {
+                let j = cands[kj].icid;
+                let Some(b) = owner[j] else { continue };
+                let (Some(kb), i) = (chosen[b], cands[ka].icid) else {
+                    continue;
+                };
+                if b == a || cands[kj].cost >= cands[ka].cost {
+                    continue;
+                }
+                let Some(kbi) = cost_of(b, i) else { continue };
+                if cands[kj].cost + cands[kbi].cost < cands[ka].cost + cands[kb].cost - 1e-9 {
+                    chosen[a] = Some(kj);
+                    chosen[b] = Some(kbi);
+                    owner[j] = Some(a);
+                    owner[i] = Some(b);
+                    swapped = true;
+                    break;
+                }
+            }
+        }
+        if !swapped {
+            break;
+        }
+    }
+    let icid_taken: Vec<bool> = owner.iter().map(Option::is_some).collect();
+    let mut matches: Vec<Option<Match>> = vec![None; conns.len()];
+    for &k in chosen.iter().flatten() {
+        let cd = &cands[k];
         // Confidence: how many other still-plausible pairings were nearly as good.
         let rivals = by_conn[cd.conn]
             .iter()
@@ -801,6 +1024,303 @@ fn agree(c: &WireView<'_>, rec: &IcidRecord, log: &MailLog) -> (Agreement, Optio
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::capture::FrameRef;
+    use crate::maillog::{LogOptions, YearHint, parse_bytes};
+    use crate::smtp::{Command, Recipient, Reply, TlsSummary, Transaction};
+    use crate::tcp::{CloseEvent, SideStats};
+    use crate::verdict::decide;
+
+    /// 2026-03-02 10:00:10 UTC, the second every connection below starts in.
+    const T0: i64 = 1_772_445_610;
+    const CLIENT: &str = "198.51.100.7";
+
+    fn at(ms: i64) -> Timestamp {
+        Timestamp(T0 * NS + ms * 1_000_000)
+    }
+
+    fn reply(code: u16, ms: i64) -> Option<Reply> {
+        Some(Reply {
+            code: Some(code),
+            at: at(ms),
+            text: String::new(),
+        })
+    }
+
+    fn command(verb: &str, ms: i64, code: u16) -> Option<Command> {
+        Some(Command {
+            verb: verb.to_string(),
+            at: at(ms),
+            reply: reply(code, ms),
+            arg: None,
+        })
+    }
+
+    /// How a test connection ends.
+    #[derive(Clone, Copy, PartialEq)]
+    enum End {
+        ClientFin,
+        ServerFin,
+        /// The capture stopped while it was open.
+        Open,
+    }
+
+    struct Conn {
+        tcp: TcpConnection,
+        smtp: SessionSummary,
+        verdict: Verdict,
+    }
+
+    impl Conn {
+        fn view(&self) -> WireView<'_> {
+            WireView {
+                tcp: &self.tcp,
+                smtp: &self.smtp,
+                verdict: &self.verdict,
+            }
+        }
+    }
+
+    /// A connection from [`CLIENT`] whose SYN is at `start` ms and whose first close is at
+    /// 500 ms; `syn_ack`: the appliance answered it.
+    fn conn(port: u16, start: i64, syn_ack: bool, end: End, smtp: SessionSummary) -> Conn {
+        let close = CloseEvent {
+            at: at(500),
+            frame: FrameRef {
+                file: 0,
+                number: u64::from(port),
+            },
+            ttl: 64,
+            ip_id: None,
+            seq: 1,
+        };
+        let payload = smtp.client_bytes + smtp.server_bytes;
+        let mut client = SideStats {
+            packets: 3,
+            syn_at: Some(at(start)),
+            first_at: Some(at(start)),
+            payload_bytes: smtp.client_bytes,
+            ..SideStats::default()
+        };
+        let mut server = SideStats {
+            packets: if syn_ack { 3 } else { 0 },
+            syn_at: syn_ack.then(|| at(start)),
+            payload_bytes: smtp.server_bytes,
+            ..SideStats::default()
+        };
+        match end {
+            End::ClientFin => client.first_fin = Some(close),
+            End::ServerFin => server.first_fin = Some(close),
+            End::Open => {}
+        }
+        let tcp = TcpConnection {
+            client: format!("{CLIENT}:{port}").parse().expect("socket address"),
+            server: "192.0.2.25:25".parse().expect("socket address"),
+            first_seen: at(start),
+            last_seen: at(if payload > 0 { 600 } else { start + 10 }),
+            first_frame: FrameRef { file: 0, number: 1 },
+            last_frame: FrameRef { file: 0, number: 2 },
+            handshake_seen: syn_ack,
+            from_client: client,
+            from_server: server,
+            open_at_end: end == End::Open,
+            anomalies: Vec::new(),
+        };
+        let verdict = decide(&tcp, &smtp);
+        Conn { tcp, smtp, verdict }
+    }
+
+    /// A plaintext session: banner `banner`, EHLO, then what `more` adds, QUIT unless `quit`
+    /// is false.
+    fn session(banner: u16, quit: bool, more: impl FnOnce(&mut SessionSummary)) -> SessionSummary {
+        let mut s = SessionSummary {
+            banner: reply(banner, 100),
+            client_bytes: 40,
+            server_bytes: 200,
+            ..SessionSummary::default()
+        };
+        if banner == 220 {
+            s.greeting = Some(("EHLO".into(), "client.example".into()));
+            s.first_command = command("EHLO", 110, 250);
+        }
+        more(&mut s);
+        if quit {
+            s.quit = command("QUIT", 400, 221);
+        }
+        s
+    }
+
+    fn mail(s: &mut SessionSummary) {
+        s.transactions.push(Transaction {
+            mail_at: at(200),
+            mail_from: "a@example.org".into(),
+            mail_reply: reply(250, 200),
+            rcpt_to: vec![Recipient {
+                address: "b@example.com".into(),
+                reply: reply(250, 210),
+            }],
+            ..Transaction::default()
+        });
+    }
+
+    fn starttls(s: &mut SessionSummary) {
+        s.starttls = command("STARTTLS", 120, 220);
+        s.tls = Some(TlsSummary {
+            handshake_completed: true,
+            ..TlsSummary::default()
+        });
+    }
+
+    /// A log whose lines are all in the second of [`T0`]; each entry of `icids` is the lines
+    /// of one ICID after its connect line, `{}` standing for its number.
+    fn log(icids: &[&[&str]]) -> MailLog {
+        let mut text =
+            String::from("Mon Mar  2 10:00:00 2026 Info: Time offset from UTC: 0 seconds\n");
+        for (k, lines) in icids.iter().enumerate() {
+            let icid = 101 + k;
+            text.push_str(&format!(
+                "Mon Mar  2 10:00:10 2026 Info: New SMTP ICID {icid} interface Data 1 (192.0.2.25) address {CLIENT} reverse dns host unknown verified no\n"
+            ));
+            for l in *lines {
+                let l = l.replace("{}", &icid.to_string());
+                text.push_str(&format!("Mon Mar  2 10:00:10 2026 Info: {l}\n"));
+            }
+        }
+        parse_bytes(
+            "mail_logs",
+            text.as_bytes(),
+            YearHint::Start(2026),
+            &LogOptions::default(),
+        )
+    }
+
+    /// The ICID each connection got, in input order.
+    fn icids(conns: &[Conn], log: &MailLog) -> Vec<Option<u64>> {
+        let views: Vec<WireView<'_>> = conns.iter().map(Conn::view).collect();
+        correlate(&views, log, ClockHint::Offset(0))
+            .matches
+            .iter()
+            .map(|m| m.as_ref().map(|m| m.icid))
+            .collect()
+    }
+
+    const ACCEPT: &str = "ICID {} ACCEPT SG UNKNOWNLIST match sbrs[-1.0:10.0] SBRS 1.0";
+    const REJECT: &str = "ICID {} REJECT SG BLACKLIST match sbrs[-10.0:-3.0] SBRS -5.0";
+    const CLOSE: &str = "ICID {} close";
+
+    // Each pair below: two connections from one IP in one second, closing in the same second,
+    // the first to arrive being the one the log numbered second. Only the clue tells them apart
+    // (arrival order alone would pair them the other way round).
+
+    #[test]
+    fn a_refusing_banner_goes_with_the_hat_reject() {
+        let conns = [
+            conn(
+                40001,
+                100,
+                true,
+                End::ServerFin,
+                session(554, false, |_| {}),
+            ),
+            conn(40002, 150, true, End::ClientFin, session(220, true, |_| {})),
+        ];
+        let log = log(&[&[ACCEPT, CLOSE], &[REJECT, CLOSE]]);
+        assert_eq!(icids(&conns, &log), [Some(102), Some(101)]);
+    }
+
+    #[test]
+    fn starttls_goes_with_tls_success() {
+        // The first negotiated TLS; the second ICID's log line says so, the first has none
+        // (and the log does write TLS lines).
+        let conns = [
+            conn(
+                40001,
+                100,
+                true,
+                End::ClientFin,
+                session(220, true, starttls),
+            ),
+            conn(40002, 150, true, End::ClientFin, session(220, true, |_| {})),
+        ];
+        let tls = "ICID {} TLS success protocol TLSv1.2 cipher AES128-GCM-SHA256";
+        let log = log(&[&[ACCEPT, CLOSE], &[ACCEPT, tls, CLOSE]]);
+        assert_eq!(icids(&conns, &log), [Some(102), Some(101)]);
+    }
+
+    #[test]
+    fn a_session_without_mail_from_has_no_mid() {
+        // The first said EHLO and QUIT; the second was still open when the capture stopped,
+        // and sent its MAIL FROM after that (the first ICID's MID).
+        let conns = [
+            conn(40001, 100, true, End::ClientFin, session(220, true, |_| {})),
+            conn(40002, 150, true, End::Open, session(220, false, |_| {})),
+        ];
+        let with_mid: &[&str] = &[ACCEPT, "Start MID 900 ICID {}", CLOSE];
+        let log = log(&[with_mid, &[ACCEPT, CLOSE]]);
+        assert_eq!(icids(&conns, &log), [Some(102), Some(101)]);
+    }
+
+    #[test]
+    fn a_delayed_hat_reject_accepts_no_recipient() {
+        // Both sent MAIL FROM; the first had its recipient accepted (and the envelope cannot
+        // be compared: the log has no From line), the second ICID is a delayed reject.
+        let conns = [
+            conn(40001, 100, true, End::ClientFin, session(220, true, mail)),
+            conn(
+                40002,
+                150,
+                true,
+                End::ClientFin,
+                session(220, true, |s| {
+                    mail(s);
+                    s.transactions[0].rcpt_to[0].reply = reply(554, 210);
+                }),
+            ),
+        ];
+        let delayed: &[&str] = &[
+            REJECT,
+            "ICID {} Delayed HAT REJECT continuing session for recipient logging (198.51.100.7)",
+            CLOSE,
+        ];
+        let log = log(&[delayed, &[ACCEPT, "Start MID 900 ICID {}", CLOSE]]);
+        assert_eq!(icids(&conns, &log), [Some(102), Some(101)]);
+    }
+
+    #[test]
+    fn a_close_without_quit_goes_with_icid_lost() {
+        let conns = [
+            conn(
+                40001,
+                100,
+                true,
+                End::ClientFin,
+                session(220, false, |_| {}),
+            ),
+            conn(40002, 150, true, End::ClientFin, session(220, true, |_| {})),
+        ];
+        let log = log(&[&[ACCEPT, CLOSE], &[ACCEPT, "ICID {} lost", CLOSE]]);
+        assert_eq!(icids(&conns, &log), [Some(102), Some(101)]);
+    }
+
+    #[test]
+    fn an_unanswered_syn_takes_no_icid_and_a_capture_started_mid_session_does() {
+        // A SYN nobody answered, 5 ms before the accepted connection of the one ICID.
+        let unanswered = conn(40001, 100, false, End::Open, SessionSummary::default());
+        let accepted = conn(40002, 105, true, End::ClientFin, session(220, true, |_| {}));
+        let log1 = log(&[&[ACCEPT, CLOSE]]);
+        assert_eq!(icids(&[unanswered, accepted], &log1), [None, Some(101)]);
+
+        // No SYN at all (the capture started after it), but a session: matchable.
+        let mut mid = conn(
+            40003,
+            105,
+            false,
+            End::ClientFin,
+            session(220, true, |_| {}),
+        );
+        mid.tcp.from_client.syn_at = None;
+        mid.tcp.handshake_seen = false;
+        assert_eq!(icids(&[mid], &log1), [Some(101)]);
+    }
 
     #[test]
     fn vote_finds_offset_shared_by_most_pairs() {
