@@ -1168,3 +1168,97 @@ fn log_tz_clock_is_log_time_minus_utc_like_the_others() {
         "--log-tz America/New_York: clock.offset_seconds {offset}, log minus UTC is {truth}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// --format jsonl
+
+/// The lines of a streaming run: the connections, then the closing line.
+fn jsonl(args: &[&str], code: i32) -> (Vec<Value>, Value) {
+    let r = run_expect(args, code);
+    let mut lines: Vec<Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let closing = lines.pop().expect("a closing line");
+    (lines, closing)
+}
+
+/// Each connection's line is the JSON report's object for it (numbered in the order the
+/// connections ended), and the closing line has the report's summary.
+#[test]
+fn jsonl_lines_are_the_reports_connections_and_summary() {
+    for name in ["burst", "rst-during-data", "pipelining", "fw-injected-rst"] {
+        let cap = case_capture(name);
+        let report = run_expect(&["analyze", s(&cap), "--format", "json"], 0).json();
+        let (lines, closing) = jsonl(&["analyze", s(&cap), "--format", "jsonl"], 0);
+        let conns = report["connections"].as_array().expect("connections");
+        assert_eq!(lines.len(), conns.len(), "{name}");
+        let key = |c: &Value| (c["client"].to_string(), c["first_seen"].to_string());
+        for line in &lines {
+            let mut c = line["connection"].clone();
+            let mut same = conns
+                .iter()
+                .find(|r| key(r) == key(&c))
+                .unwrap_or_else(|| panic!("{name}: {c} not in the report"))
+                .clone();
+            // Only the numbering differs (order of ending, not of starting).
+            c["id"] = Value::Null;
+            same["id"] = Value::Null;
+            assert_eq!(c, same, "{name}");
+        }
+        assert_eq!(closing["summary"], report["summary"], "{name}");
+        assert_eq!(closing["captures"], report["captures"], "{name}");
+    }
+}
+
+/// Filters apply line by line; --fail-on sees the connections written.
+#[test]
+fn jsonl_filters_and_fail_on() {
+    let cap = case_capture("burst");
+    let (all, _) = jsonl(&["analyze", s(&cap), "--format", "jsonl"], 0);
+    let aborted = all
+        .iter()
+        .filter(|l| l["connection"]["verdict"]["layer"] != "none")
+        .count();
+    assert!(aborted > 0 && aborted < all.len(), "burst has both kinds");
+    let (some, closing) = jsonl(
+        &["analyze", s(&cap), "--format", "jsonl", "--only", "aborted"],
+        0,
+    );
+    assert_eq!(some.len(), aborted);
+    assert_eq!(
+        closing["summary"]["connections"],
+        all.len(),
+        "counts are of all"
+    );
+    let (_, _) = jsonl(
+        &[
+            "analyze",
+            s(&cap),
+            "--format",
+            "jsonl",
+            "--fail-on",
+            "aborted",
+        ],
+        1,
+    );
+}
+
+#[test]
+fn jsonl_refuses_what_needs_the_whole_report() {
+    let cap = case_capture("rst-during-data");
+    let log = case("rst-during-data", "mail_logs");
+    expect_bad_input(
+        &["analyze", s(&cap), "--format", "jsonl", "--log", s(&log)],
+        &["jsonl", "--log"],
+    );
+    expect_bad_input(
+        &["analyze", s(&cap), "--format", "jsonl", "--redact"],
+        &["jsonl", "redact"],
+    );
+    expect_bad_input(
+        &["analyze", s(&cap), "--format", "jsonl", "--sort", "verdict"],
+        &["jsonl", "--sort"],
+    );
+}
