@@ -507,11 +507,11 @@ pub fn correlate(conns: &[WireView<'_>], log: &MailLog, hint: ClockHint) -> Corr
                         continue;
                     }
                     if let Some(start) = log_starts[ii] {
-                        pairs.push((ci, start.0.saturating_sub(c.tcp.first_seen.0)));
+                        pairs.push((ci, start.0.saturating_sub(c.tcp.accepted_at().0)));
                     }
                 }
             }
-            let first = conns.iter().map(|c| c.tcp.first_seen).min();
+            let first = conns.iter().map(|c| c.tcp.accepted_at()).min();
             find_clock(&pairs, hint, header, appliances[a], first)
         })
         .collect();
@@ -543,7 +543,7 @@ pub fn correlate(conns: &[WireView<'_>], log: &MailLog, hint: ClockHint) -> Corr
             }
         }
         for list in by_ip.values_mut() {
-            list.sort_by_key(|&i| (conns[i].tcp.first_seen, conns[i].tcp.client.port()));
+            list.sort_by_key(|&i| (conns[i].tcp.accepted_at(), conns[i].tcp.client.port()));
             for (r, &i) in list.iter().enumerate() {
                 conn_rank[i] = r;
             }
@@ -576,7 +576,8 @@ pub fn correlate(conns: &[WireView<'_>], log: &MailLog, hint: ClockHint) -> Corr
         if !matchable[ci] {
             continue;
         }
-        let first = c.tcp.first_seen;
+        // The appliance logs the ICID when its TCP accepts the connection.
+        let first = c.tcp.accepted_at();
         let clues = WireClues::of(c);
         for (a, &tls_logged) in tls_logged.iter().enumerate() {
             let Some(list) = by_remote.get(&(a, c.tcp.client.ip())) else {
@@ -1120,6 +1121,7 @@ mod tests {
             first_frame: FrameRef { file: 0, number: 1 },
             last_frame: FrameRef { file: 0, number: 2 },
             handshake_seen: syn_ack,
+            handshake_done_at: None,
             from_client: client,
             from_server: server,
             open_at_end: end == End::Open,

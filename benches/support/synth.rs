@@ -895,6 +895,7 @@ pub fn connections_for(log: &MailLog, time_offset: i64, seed: u64) -> Vec<SynthC
                 number: n * 20 + 10,
             },
             handshake_seen: true,
+            handshake_done_at: None,
             from_client: client,
             from_server: server,
             open_at_end: end.is_none(),

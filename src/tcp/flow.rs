@@ -190,6 +190,10 @@ pub struct TcpConnection {
     pub last_frame: FrameRef,
     /// The three-way handshake was seen (SYN, SYN-ACK).
     pub handshake_seen: bool,
+    /// The client's first ACK after the server's SYN-ACK: when the server's TCP accepted the
+    /// connection (and the appliance gave it its ICID), which can be later than `first_seen`
+    /// by a round trip, or much later when SYNs were retransmitted.
+    pub handshake_done_at: Option<Timestamp>,
     pub from_client: SideStats,
     pub from_server: SideStats,
     /// The capture ended (or the connection went idle) before either side closed.
@@ -198,6 +202,12 @@ pub struct TcpConnection {
 }
 
 impl TcpConnection {
+    /// When the connection was accepted, as far as the capture shows: the handshake's last ACK,
+    /// else the first packet.
+    pub fn accepted_at(&self) -> Timestamp {
+        self.handshake_done_at.unwrap_or(self.first_seen)
+    }
+
     pub fn side(&self, side: Side) -> &SideStats {
         match side {
             Side::Client => &self.from_client,
@@ -615,6 +625,7 @@ impl<S: StreamSink> FlowTable<S> {
                     first_frame: pkt.frame,
                     last_frame: pkt.frame,
                     handshake_seen: false,
+                    handshake_done_at: None,
                     from_client: SideStats::default(),
                     from_server: SideStats::default(),
                     open_at_end: false,
@@ -796,6 +807,15 @@ fn on_packet<S: StreamSink>(
         if stream.origin.is_none() {
             stream.origin = Some(seq + 1);
         }
+    }
+    if side == Side::Client
+        && facts.handshake_seen
+        && facts.handshake_done_at.is_none()
+        && pkt.flags.ack
+        && !pkt.flags.syn
+        && !pkt.flags.rst
+    {
+        facts.handshake_done_at = Some(pkt.ts);
     }
     if pkt.flags.rst {
         stats.rst_packets += 1;
