@@ -33,7 +33,7 @@ pub struct Assembler {
 }
 
 /// Bytes of the stream kept behind `next` (a power of two).
-const TAIL_KEEP: usize = 1024;
+const TAIL_KEEP: usize = 512;
 
 /// The last bytes delivered, in a ring indexed by stream offset (the byte at offset `o` sits at
 /// `o % capacity`), so that keeping them costs one copy of each byte and no shifting. The ring

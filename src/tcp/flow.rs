@@ -73,9 +73,9 @@ impl Default for FlowConfig {
             max_pending_bytes: 4 << 20,
             max_total_pending_bytes: 512 << 20,
             max_open_flows: 65_536,
-            closed_linger: Timestamp::from_secs(5),
+            closed_linger: Timestamp::from_secs(2),
             closed_remembered: Timestamp::from_secs(300),
-            half_closed_linger: Timestamp::from_secs(60),
+            half_closed_linger: Timestamp::from_secs(15),
             idle_timeout: Timestamp::from_secs(2 * 3600),
             // Longer than a SYN's first retransmissions (1, 3, 7, 15 s), which keep it alive.
             attempt_linger: Timestamp::from_secs(30),
