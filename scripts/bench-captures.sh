@@ -54,6 +54,8 @@ for size in $SIZES; do
   best libpcap "${ONE[@]}" tcpdump -r "$pcap" -w /dev/null
   best ict "${ONE[@]}" "$BIN/icidtrace" analyze -q "$pcap" -o /dev/null
   best ictlog "${ONE[@]}" "$BIN/icidtrace" analyze -q "$pcap" --log "$in/mail_logs" -o /dev/null
+  best ictl "${ONE[@]}" "$BIN/icidtrace" analyze -q "$pcap" --format jsonl -o /dev/null
+  best ict2 "$BIN/icidtrace" analyze -q "$pcap" -o /dev/null
   ran_tshark=0
   if [ "$BYTES" -le "$TSHARK_MAX" ]; then
     ran_tshark=1
@@ -77,13 +79,15 @@ for size in $SIZES; do
   row libpcap "tcpdump -r FILE -w /dev/null (one core)"
   row ict "icidtrace analyze FILE (one core)"
   row ictlog "icidtrace analyze FILE --log mail_logs (one core)"
+  row ictl "icidtrace analyze FILE --format jsonl (one core)"
+  row ict2 "icidtrace analyze FILE (two cores: read-ahead)"
   if [ "$ran_tshark" = 1 ]; then
     row tconv "tshark -r FILE -q -z conv,tcp (one core)"
     row tsmtp "tshark -r FILE -Y smtp -T fields -e smtp.req.command (one core)"
   fi
   t() { cut -d' ' -f1 < "$out/$1.time"; }
-  awk -v i="$(t ict)" -v l="$(t libpcap)" -v il="$(t ictlog)" \
-    'BEGIN{printf "  icidtrace / libpcap read: %.2fx (with the log %.2fx)\n", i/l, il/l}'
+  awk -v i="$(t ict)" -v l="$(t libpcap)" -v il="$(t ictlog)" -v i2="$(t ict2)" \
+    'BEGIN{printf "  icidtrace / libpcap read: %.2fx (with the log %.2fx; two cores %.2fx)\n", i/l, il/l, i2/l}'
   if [ "$ran_tshark" = 1 ]; then
     awk -v i="$(t ict)" -v c="$(t tconv)" -v s="$(t tsmtp)" \
       'BEGIN{printf "  tshark / icidtrace: conv,tcp %.0fx, SMTP dissector %.0fx\n", c/i, s/i}'

@@ -462,9 +462,10 @@ pub fn correlate(conns: &[WireView<'_>], log: &MailLog, hint: ClockHint) -> Corr
                 .push(i);
         }
     }
-    let listener_ok = |rec: &IcidRecord, c: &WireView<'_>| {
-        ip_of(&rec.interface_ip).is_none_or(|ip| ip == c.tcp.server.ip())
-    };
+    // Each ICID's listener address, read once (the pair loops ask for it many times).
+    let interface: Vec<Option<IpAddr>> = log.icids.iter().map(|r| ip_of(&r.interface_ip)).collect();
+    let listener_ok =
+        |ii: usize, c: &WireView<'_>| interface[ii].is_none_or(|ip| ip == c.tcp.server.ip());
 
     // Connections the appliance cannot have logged take no part in what follows.
     let matchable: Vec<bool> = conns.iter().map(|c| may_have_icid(c.tcp)).collect();
@@ -502,8 +503,7 @@ pub fn correlate(conns: &[WireView<'_>], log: &MailLog, hint: ClockHint) -> Corr
                     continue;
                 }
                 for &ii in list {
-                    let rec = &log.icids[ii];
-                    if !listener_ok(rec, c) {
+                    if !listener_ok(ii, c) {
                         continue;
                     }
                     if let Some(start) = log_starts[ii] {
@@ -523,6 +523,8 @@ pub fn correlate(conns: &[WireView<'_>], log: &MailLog, hint: ClockHint) -> Corr
     let offset_of = |rec: &IcidRecord| offsets[appliance_of[rec.appliance.as_str()]];
 
     // 2. Candidate pairs with their costs.
+    /// Candidate ICIDs kept per connection, the cheapest.
+    const MAX_CANDIDATES: usize = 64;
     struct Cand {
         conn: usize,
         icid: usize,
@@ -572,12 +574,47 @@ pub fn correlate(conns: &[WireView<'_>], log: &MailLog, hint: ClockHint) -> Corr
             tls_logged[appliance_of[rec.appliance.as_str()]] = true;
         }
     }
+    // Each ICID's aligned end, once.
+    let ends: Vec<Option<Timestamp>> = log
+        .icids
+        .iter()
+        .map(|rec| icid_end(rec, zone).map(|t| aligned(rec, t)))
+        .collect();
+    // Each ICID's senders (lower case), once: the envelope is compared for every candidate pair.
+    let log_from: Vec<Vec<String>> = log
+        .icids
+        .iter()
+        .map(|rec| {
+            rec.mids
+                .iter()
+                .filter_map(|m| log.mid(&rec.appliance, *m))
+                .filter_map(|m| m.from.as_deref())
+                .map(str::to_ascii_lowercase)
+                .collect()
+        })
+        .collect();
     for (ci, c) in conns.iter().enumerate() {
         if !matchable[ci] {
             continue;
         }
         // The appliance logs the ICID when its TCP accepts the connection.
         let first = c.tcp.accepted_at();
+        // The senders the wire shows (none when encrypted), once per connection.
+        // A few addresses at most: a list compares faster than a hash set.
+        let wire_from: Option<Vec<String>> =
+            if c.smtp.transactions.is_empty() || c.smtp.tls.is_some() {
+                None
+            } else {
+                Some(
+                    c.smtp
+                        .transactions
+                        .iter()
+                        .map(|t| t.mail_from.to_ascii_lowercase())
+                        .collect(),
+                )
+            };
+        let started = c.smtp.transactions.iter().filter(|t| t.started()).count();
+        let before = cands.len();
         let clues = WireClues::of(c);
         for (a, &tls_logged) in tls_logged.iter().enumerate() {
             let Some(list) = by_remote.get(&(a, c.tcp.client.ip())) else {
@@ -595,7 +632,7 @@ pub fn correlate(conns: &[WireView<'_>], log: &MailLog, hint: ClockHint) -> Corr
                 if start.0 > first.0.saturating_add(5 * NS) {
                     break;
                 }
-                if !listener_ok(rec, c) {
+                if !listener_ok(ii, c) {
                     continue;
                 }
                 // Expected: start ∈ (first − 1 s, first + latency]; cost is the distance outside.
@@ -605,8 +642,7 @@ pub fn correlate(conns: &[WireView<'_>], log: &MailLog, hint: ClockHint) -> Corr
                     continue;
                 }
                 let mut cost = start_cost * 4.0;
-                let close_delta = match (icid_end(rec, zone).map(|t| aligned(rec, t)), c.close_at())
-                {
+                let close_delta = match (ends[ii], c.close_at()) {
                     (Some(lc), Some(wc)) => {
                         let d = lc.seconds_since(wc);
                         cost += ((d - 2.0).max(0.0) + (-1.5 - d).max(0.0)).min(30.0);
@@ -614,29 +650,12 @@ pub fn correlate(conns: &[WireView<'_>], log: &MailLog, hint: ClockHint) -> Corr
                     }
                     _ => None,
                 };
-                let wire_from: Vec<&str> = c
-                    .smtp
-                    .transactions
-                    .iter()
-                    .map(|t| t.mail_from.as_str())
-                    .collect();
-                let log_from: Vec<&str> = rec
-                    .mids
-                    .iter()
-                    .filter_map(|m| log.mid(&rec.appliance, *m))
-                    .filter_map(|m| m.from.as_deref())
-                    .collect();
-                let envelope =
-                    if wire_from.is_empty() || log_from.is_empty() || c.smtp.tls.is_some() {
-                        None
-                    } else {
-                        let wire: HashSet<String> =
-                            wire_from.iter().map(|s| s.to_ascii_lowercase()).collect();
-                        let ok = log_from
-                            .iter()
-                            .all(|f| wire.contains(&f.to_ascii_lowercase()));
-                        Some(ok)
-                    };
+                let envelope = match (&wire_from, log_from[ii].as_slice()) {
+                    (Some(wire), log_from) if !log_from.is_empty() => {
+                        Some(log_from.iter().all(|f| wire.iter().any(|w| w == f)))
+                    }
+                    _ => None,
+                };
                 match envelope {
                     Some(true) => cost -= 1.0,
                     Some(false) => cost += 6.0,
@@ -644,7 +663,6 @@ pub fn correlate(conns: &[WireView<'_>], log: &MailLog, hint: ClockHint) -> Corr
                 }
                 // A delayed HAT reject logs no MID for the transactions it lets through.
                 if c.smtp.tls.is_none() && !c.smtp.transactions.is_empty() && !rec.delayed_reject {
-                    let started = c.smtp.transactions.iter().filter(|t| t.started()).count();
                     cost += (started as f64 - rec.mids.len() as f64).abs().min(5.0) * 0.5;
                 }
                 cost += clue_cost(&clues, rec, tls_logged);
@@ -659,6 +677,19 @@ pub fn correlate(conns: &[WireView<'_>], log: &MailLog, hint: ClockHint) -> Corr
                     rank_gap,
                 });
             }
+        }
+        // A connection from a busy sender can lie within seconds of thousands of that
+        // sender's ICIDs: only its cheapest few can be its match (the rest would cost the
+        // assignment's sort and rival counts without ever winning).
+        let mine = &mut cands[before..];
+        if mine.len() > MAX_CANDIDATES {
+            mine.select_nth_unstable_by(MAX_CANDIDATES - 1, |x, y| {
+                x.cost
+                    .total_cmp(&y.cost)
+                    .then(x.rank_gap.cmp(&y.rank_gap))
+                    .then(x.icid.cmp(&y.icid))
+            });
+            cands.truncate(before + MAX_CANDIDATES);
         }
     }
 
