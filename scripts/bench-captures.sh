@@ -23,6 +23,7 @@ TSHARK_MAX=${TSHARK_MAX:-1100000000}
 CPU=${CPU:-0}
 DIR=${DIR:-${TMPDIR:-/tmp}}
 . scripts/bench-common.sh
+ROW_WIDTH=62
 for tool in tcpdump tshark taskset; do
   command -v "$tool" > /dev/null || { echo "bench-captures: needs $tool" >&2; exit 2; }
 done
@@ -68,13 +69,6 @@ for size in $SIZES; do
   echo "$size: $pcap, $BYTES bytes, ${PACKETS:-?} packets"
   sed 's/^/  /' "$in.gen.txt" 2> /dev/null || true
   echo "  (best of $RUNS, wall clock; tshark once; 'one core' runs pinned with taskset -c $CPU)"
-  row() { # NAME LABEL
-    local s m
-    read -r s m < "$out/$1.time"
-    awk -v l="$2" -v s="$s" -v m="$m" -v b="$BYTES" \
-      'BEGIN{r = s > 0 ? sprintf("%7.0f", b/1e6/s) : "      -"
-             printf "  %-62s %7.2f s %s MB/s %7.0f MiB peak RSS\n", l, s, r, m/1024}'
-  }
   row cat "cat FILE > /dev/null"
   row libpcap "tcpdump -r FILE -w /dev/null (one core)"
   row ict "icidtrace analyze FILE (one core)"

@@ -27,3 +27,13 @@ best() {
   done
   echo "$best_s $rss" > "$out/$name.time"
 }
+
+# row NAME LABEL: the best wall time of NAME, its throughput over $BYTES, its peak RSS; labels
+# padded to $ROW_WIDTH (default 46).
+row() {
+  local s m
+  read -r s m < "$out/$1.time"
+  awk -v l="$2" -v w="${ROW_WIDTH:-46}" -v s="$s" -v m="$m" -v b="$BYTES" \
+    'BEGIN{r = s > 0 ? sprintf("%8.0f", b/1e6/s) : "       -"
+           printf "  %-" w "s %7.2f s %s MB/s %8.0f MiB peak RSS\n", l, s, r, m/1024}'
+}

@@ -34,14 +34,6 @@ echo
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
-row() { # NAME LABEL: wall time, MB/s of the log, peak RSS
-  local s m
-  read -r s m < "$out/$1.time"
-  awk -v l="$2" -v s="$s" -v m="$m" -v b="$BYTES" \
-    'BEGIN{r = s > 0 ? sprintf("%8.0f", b/1e6/s) : "       -"
-           printf "  %-46s %7.2f s %s MB/s %8.0f MiB peak RSS\n", l, s, r, m/1024}'
-}
-
 best cat cat "$LOG"
 best parse "$BIN/examples/perf" parse "$LOG"
 best read "$BIN/examples/perf" read "$LOG"

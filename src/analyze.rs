@@ -51,21 +51,34 @@ pub struct AnalyzeOptions {
     pub rows: Option<RowHook>,
 }
 
-/// Receives finished connections' rows ([`AnalyzeOptions::rows`]).
-#[derive(Clone)]
-pub struct RowHook(Arc<dyn Fn(&ConnectionReport) + Send + Sync>);
+/// A callback the analysis calls as it goes; cheap to clone, shareable across the stages of
+/// one run.
+pub struct Hook<T>(Arc<dyn Fn(&T) + Send + Sync>);
 
-impl RowHook {
-    pub fn new(f: impl Fn(&ConnectionReport) + Send + Sync + 'static) -> Self {
-        RowHook(Arc::new(f))
+impl<T> Hook<T> {
+    pub fn new(f: impl Fn(&T) + Send + Sync + 'static) -> Self {
+        Hook(Arc::new(f))
+    }
+
+    pub fn report(&self, x: &T) {
+        (self.0)(x);
     }
 }
 
-impl std::fmt::Debug for RowHook {
+impl<T> Clone for Hook<T> {
+    fn clone(&self) -> Self {
+        Hook(Arc::clone(&self.0))
+    }
+}
+
+impl<T> std::fmt::Debug for Hook<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("RowHook")
+        f.write_str("Hook")
     }
 }
+
+/// Receives finished connections' rows ([`AnalyzeOptions::rows`]).
+pub type RowHook = Hook<ConnectionReport>;
 
 /// Which part of the work a [`ProgressEvent`] is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,25 +105,8 @@ pub struct ProgressEvent {
     pub finished: bool,
 }
 
-/// A progress callback; cheap to clone, shareable across the stages of one run.
-#[derive(Clone)]
-pub struct ProgressHook(Arc<dyn Fn(&ProgressEvent) + Send + Sync>);
-
-impl ProgressHook {
-    pub fn new(f: impl Fn(&ProgressEvent) + Send + Sync + 'static) -> Self {
-        ProgressHook(Arc::new(f))
-    }
-
-    pub fn report(&self, e: &ProgressEvent) {
-        (self.0)(e);
-    }
-}
-
-impl std::fmt::Debug for ProgressHook {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ProgressHook")
-    }
-}
+/// A progress callback.
+pub type ProgressHook = Hook<ProgressEvent>;
 
 /// Turns the capture stage's per-input [`Progress`] into [`ProgressEvent`]s over all inputs.
 #[derive(Debug, Clone)]
@@ -288,14 +284,6 @@ struct Settled {
     folded_clients: std::collections::HashSet<std::net::IpAddr>,
 }
 
-/// A connection that never got going: no payload either way, and no SYN-ACK or a reset.
-fn is_attempt(tcp: &TcpConnection) -> bool {
-    let (c, s) = (&tcp.from_client, &tcp.from_server);
-    c.payload_bytes == 0
-        && s.payload_bytes == 0
-        && (!tcp.handshake_seen || c.first_rst.is_some() || s.first_rst.is_some())
-}
-
 /// A finished connection's stage outputs: its SMTP summary and verdict, or only a count when it
 /// is not SMTP or one attempt too many. Done as each connection finishes, so that its session's
 /// buffers (lines, bytes held for a reply) are freed then and memory follows the open
@@ -305,7 +293,7 @@ fn settle(tcp: TcpConnection, sink: SmtpSink, out: &mut Settled) {
         out.other = out.other.saturating_add(1);
         return;
     }
-    if is_attempt(&tcp) {
+    if tcp.is_attempt() {
         if out.attempts_listed >= LISTED_ATTEMPTS {
             let f = &mut out.folded;
             f.count += 1;
@@ -336,7 +324,7 @@ fn settle(tcp: TcpConnection, sink: SmtpSink, out: &mut Settled) {
             let id = out.streamed.connections + 1;
             let row = connection_report(id, Box::new((tcp, session, verdict)), None);
             count(&mut out.streamed, &row);
-            (hook.0)(&row);
+            hook.report(&row);
         }
         None => out.conns.push(Box::new((tcp, session, verdict))),
     }

@@ -182,11 +182,7 @@ impl WireView<'_> {
 /// ICID nor vote on the clock. A connection whose SYN the capture never saw (it started before
 /// the capture) is matchable: nothing says it was not accepted.
 fn may_have_icid(tcp: &TcpConnection) -> bool {
-    let attempt_only = tcp.from_client.syn_at.is_some()
-        && !tcp.handshake_seen
-        && tcp.from_client.payload_bytes == 0
-        && tcp.from_server.payload_bytes == 0;
-    !attempt_only
+    !tcp.never_accepted()
 }
 
 /// How TLS went, as the wire shows it.

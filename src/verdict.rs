@@ -471,7 +471,7 @@ pub fn decide(tcp: &TcpConnection, smtp: &SessionSummary) -> Verdict {
 /// SYN-ACK (or one the client never completed before an RST). None for anything else.
 fn attempt(tcp: &TcpConnection, ev: &mut Vec<Evidence>) -> Option<Verdict> {
     let (c, s) = (&tcp.from_client, &tcp.from_server);
-    if tcp.handshake_seen || c.syn_at.is_none() || c.payload_bytes > 0 || s.payload_bytes > 0 {
+    if !tcp.never_accepted() {
         return None;
     }
     let span = tcp.last_seen.seconds_since(tcp.first_seen);

@@ -439,46 +439,77 @@ fn tcp_options_that_overrun_the_segment() {
 }
 
 /// An Ethernet/IPv4 pcap of `n` SYNs from distinct client ports to port 8080, 1 ms apart.
-/// `n` connections from distinct clients to `port`, one a millisecond: each a SYN, and with
-/// `data` also one byte of payload after it (a connection under way, never closed).
-fn flood(n: u32, port: u16, data: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(24 + n as usize * 140);
+/// A pcap (Ethernet, microseconds) of `frames`: (time in µs after 1,700,000,000 s, frame).
+fn pcap_of(frames: impl IntoIterator<Item = (u64, Vec<u8>)>) -> Vec<u8> {
+    let mut out = Vec::new();
     out.extend_from_slice(&[0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0]);
     out.extend_from_slice(&[0; 8]);
     out.extend_from_slice(&65_535u32.to_le_bytes());
     out.extend_from_slice(&1u32.to_le_bytes());
-    let mut packet = |i: u32, us: u64, flags: u8, seq: u32, payload: &[u8]| {
-        let len = 54 + payload.len();
-        let mut f = vec![0u8; len];
+    for (us, f) in frames {
+        out.extend_from_slice(&(1_700_000_000 + (us / 1_000_000) as u32).to_le_bytes());
+        out.extend_from_slice(&((us % 1_000_000) as u32).to_le_bytes());
+        out.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        out.extend_from_slice(&f);
+    }
+    out
+}
+
+/// An Ethernet/IPv4/TCP frame (checksums left zero: icidtrace does not check them).
+struct Tcp<'a> {
+    src: [u8; 4],
+    dst: [u8; 4],
+    sport: u16,
+    dport: u16,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    payload: &'a [u8],
+}
+
+impl Tcp<'_> {
+    fn frame(&self) -> Vec<u8> {
+        let mut f = vec![0u8; 54 + self.payload.len()];
         f[12..14].copy_from_slice(&[0x08, 0x00]);
         let ip = &mut f[14..34];
         ip[0] = 0x45;
-        ip[2..4].copy_from_slice(&((40 + payload.len()) as u16).to_be_bytes());
+        ip[2..4].copy_from_slice(&((40 + self.payload.len()) as u16).to_be_bytes());
         ip[8] = 64;
         ip[9] = 6;
-        ip[12..16].copy_from_slice(&[10, (i >> 16) as u8, (i >> 8) as u8, i as u8]);
-        ip[16..20].copy_from_slice(&[192, 0, 2, 80]);
+        ip[12..16].copy_from_slice(&self.src);
+        ip[16..20].copy_from_slice(&self.dst);
         let tcp = &mut f[34..54];
-        tcp[0..2].copy_from_slice(&(1024 + (i % 60_000) as u16).to_be_bytes());
-        tcp[2..4].copy_from_slice(&port.to_be_bytes());
-        tcp[4..8].copy_from_slice(&seq.to_be_bytes());
+        tcp[0..2].copy_from_slice(&self.sport.to_be_bytes());
+        tcp[2..4].copy_from_slice(&self.dport.to_be_bytes());
+        tcp[4..8].copy_from_slice(&self.seq.to_be_bytes());
+        tcp[8..12].copy_from_slice(&self.ack.to_be_bytes());
         tcp[12] = 0x50;
-        tcp[13] = flags;
-        f[54..].copy_from_slice(payload);
-        out.extend_from_slice(&(1_700_000_000 + (us / 1_000_000) as u32).to_le_bytes());
-        out.extend_from_slice(&((us % 1_000_000) as u32).to_le_bytes());
-        out.extend_from_slice(&(len as u32).to_le_bytes());
-        out.extend_from_slice(&(len as u32).to_le_bytes());
-        out.extend_from_slice(&f);
-    };
-    for i in 0..n {
-        let us = u64::from(i) * 1000;
-        packet(i, us, 0x02, i, &[]);
-        if data {
-            packet(i, us + 1, 0x18, i.wrapping_add(1), b"x");
-        }
+        tcp[13] = self.flags;
+        f[54..].copy_from_slice(self.payload);
+        f
     }
-    out
+}
+
+/// `n` connections from distinct clients to `port`, one a millisecond: each a SYN, and with
+/// `data` also one byte of payload after it (a connection under way, never closed).
+fn flood(n: u32, port: u16, data: bool) -> Vec<u8> {
+    pcap_of((0..n).flat_map(|i| {
+        let conn = |seq: u32, flags: u8, payload: &'static [u8]| Tcp {
+            src: [10, (i >> 16) as u8, (i >> 8) as u8, i as u8],
+            dst: [192, 0, 2, 80],
+            sport: 1024 + (i % 60_000) as u16,
+            dport: port,
+            seq,
+            ack: 0,
+            flags,
+            payload,
+        };
+        let us = u64::from(i) * 1000;
+        let syn = (us, conn(i, 0x02, b"").frame());
+        let first_byte = data.then(|| (us + 1, conn(i.wrapping_add(1), 0x18, b"x").frame()));
+        std::iter::once(syn).chain(first_byte)
+    }))
 }
 
 #[test]
@@ -827,40 +858,28 @@ fn output_to_a_closed_pipe_after_damage_still_exits_3() {
 /// A SYN answered by the server's RST: refused below SMTP, the server's doing, never a session.
 #[test]
 fn a_syn_answered_with_rst_is_a_refused_connection() {
-    let mut pcap = Vec::new();
-    pcap.extend_from_slice(&[0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0]);
-    pcap.extend_from_slice(&[0; 8]);
-    pcap.extend_from_slice(&65_535u32.to_le_bytes());
-    pcap.extend_from_slice(&1u32.to_le_bytes());
-    let frame = |src: [u8; 4], dst: [u8; 4], sp: u16, dp: u16, seq: u32, ack: u32, flags: u8| {
-        let mut f = vec![0u8; 54];
-        f[12..14].copy_from_slice(&[0x08, 0x00]);
-        f[14] = 0x45;
-        f[16..18].copy_from_slice(&40u16.to_be_bytes());
-        f[22] = 64;
-        f[23] = 6;
-        f[26..30].copy_from_slice(&src);
-        f[30..34].copy_from_slice(&dst);
-        f[34..36].copy_from_slice(&sp.to_be_bytes());
-        f[36..38].copy_from_slice(&dp.to_be_bytes());
-        f[38..42].copy_from_slice(&seq.to_be_bytes());
-        f[42..46].copy_from_slice(&ack.to_be_bytes());
-        f[46] = 0x50;
-        f[47] = flags;
-        f
+    let (client, server) = ([203, 0, 113, 6], [192, 0, 2, 25]);
+    let syn = Tcp {
+        src: client,
+        dst: server,
+        sport: 40001,
+        dport: 25,
+        seq: 200,
+        ack: 0,
+        flags: 0x02,
+        payload: b"",
     };
-    let client = [203, 0, 113, 6];
-    let server = [192, 0, 2, 25];
-    for (us, f) in [
-        (0u32, frame(client, server, 40001, 25, 200, 0, 0x02)),
-        (300, frame(server, client, 25, 40001, 0, 201, 0x14)),
-    ] {
-        pcap.extend_from_slice(&1_700_000_000u32.to_le_bytes());
-        pcap.extend_from_slice(&us.to_le_bytes());
-        pcap.extend_from_slice(&54u32.to_le_bytes());
-        pcap.extend_from_slice(&54u32.to_le_bytes());
-        pcap.extend_from_slice(&f);
-    }
+    let rst_ack = Tcp {
+        src: server,
+        dst: client,
+        sport: 25,
+        dport: 40001,
+        seq: 0,
+        ack: 201,
+        flags: 0x14,
+        payload: b"",
+    };
+    let pcap = pcap_of([(0, syn.frame()), (300, rst_ack.frame())]);
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), "refused.pcap", &pcap);
     let (v, _) = json_of(&["analyze", s(&p)], 0);

@@ -208,6 +208,25 @@ impl TcpConnection {
         self.handshake_done_at.unwrap_or(self.first_seen)
     }
 
+    /// A connection that never got going: no payload either way, and no SYN-ACK or already
+    /// reset (a scan, a SYN flood, a refused or unanswered connect).
+    pub fn is_attempt(&self) -> bool {
+        self.from_client.payload_bytes == 0
+            && self.from_server.payload_bytes == 0
+            && (!self.handshake_seen
+                || self.from_client.first_rst.is_some()
+                || self.from_server.first_rst.is_some())
+    }
+
+    /// The client's SYN was seen and no SYN-ACK came back, and nothing was sent either way: the
+    /// server's TCP never accepted it (so the appliance logged no ICID for it).
+    pub fn never_accepted(&self) -> bool {
+        self.from_client.syn_at.is_some()
+            && !self.handshake_seen
+            && self.from_client.payload_bytes == 0
+            && self.from_server.payload_bytes == 0
+    }
+
     pub fn side(&self, side: Side) -> &SideStats {
         match side {
             Side::Client => &self.from_client,
@@ -451,15 +470,6 @@ fn pending_of<S>(conn: &Conn<S>) -> usize {
     conn.streams[0].assembler.pending_bytes() + conn.streams[1].assembler.pending_bytes()
 }
 
-/// No payload either way, and no SYN-ACK or already reset: a connection that never got going.
-fn is_attempt(f: &TcpConnection) -> bool {
-    f.from_client.payload_bytes == 0
-        && f.from_server.payload_bytes == 0
-        && (!f.handshake_seen
-            || f.from_client.first_rst.is_some()
-            || f.from_server.first_rst.is_some())
-}
-
 /// How often (capture time) the table looks for connections to finish: often enough that a
 /// closed connection does not outstay its linger by much (at thousands of new connections a
 /// second, every second of overstay is thousands of connections held), rarely enough that the
@@ -533,7 +543,7 @@ impl<S: StreamSink> FlowTable<S> {
         // A quarter: choosing them walks the whole table, so that walk must be rare in a flood.
         let n = (self.config.max_open_flows / 4).max(1);
         let class = |f: &TcpConnection| {
-            if is_attempt(f) {
+            if f.is_attempt() {
                 0u8
             } else if is_closed(f) {
                 1
@@ -695,7 +705,7 @@ impl<S: StreamSink> FlowTable<S> {
                 let f = &c.facts;
                 let quiet = now.0.saturating_sub(f.last_seen.0);
                 (is_closed(f) && quiet >= linger)
-                    || (is_attempt(f) && quiet >= attempt_linger)
+                    || (f.is_attempt() && quiet >= attempt_linger)
                     || (has_fin(f) && quiet >= half_closed_linger)
                     || quiet >= idle
             })
